@@ -1,0 +1,7 @@
+"""`python -m atelier <stage>`."""
+
+import sys
+
+from atelier.cli import main
+
+sys.exit(main())

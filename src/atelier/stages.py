@@ -1,0 +1,125 @@
+"""Running a phase notebook as a DVC stage: parameters from params.yaml, papermill, HTML.
+
+A notebook receives exactly the parameters its stage declares in dvc.yaml (by their last name:
+`prep.half_life_days` arrives as `half_life_days`), so DVC's record of what a stage depends on
+is also the list of what the notebook can read. The source notebook is never executed in place:
+papermill writes the executed copy to reports/, and nbconvert renders it to HTML beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from atelier.config import ParamsError, get, load_params
+
+#: Stage name -> notebook (without .ipynb) in notebooks/.
+NOTEBOOK_STAGES: dict[str, str] = {
+    "prep": "01_data_prep",
+}
+NOTEBOOK_DIR = Path("notebooks")
+REPORT_DIR = Path("reports")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+log = logging.getLogger("atelier.stages")
+
+
+def declared_params(stage: str, root: Path) -> list[str]:
+    """The params.yaml keys the stage lists in dvc.yaml."""
+    dvc_file = root / "dvc.yaml"
+    stages = yaml.safe_load(dvc_file.read_text(encoding="utf-8")).get("stages", {})
+    if stage not in stages:
+        raise ParamsError(f"{dvc_file} has no stage '{stage}'")
+    keys: list[str] = []
+    for entry in stages[stage].get("params", []):
+        if isinstance(entry, str):
+            keys.append(entry)
+        elif isinstance(entry, dict):
+            for file, names in entry.items():
+                if Path(file).name != "params.yaml":
+                    raise ParamsError(f"stage '{stage}' reads params from {file}; Atelier keeps them all in params.yaml")
+                keys.extend(names)
+    return keys
+
+
+def notebook_parameters(keys: list[str], params: dict[str, Any]) -> dict[str, Any]:
+    """Each key's value under its last name; two keys with the same last name are an error."""
+    parameters: dict[str, Any] = {}
+    for key in keys:
+        name = key.split(".")[-1]
+        if name in parameters:
+            raise ParamsError(f"two declared params end in '{name}'; rename one in params.yaml and dvc.yaml")
+        parameters[name] = get(params, key)
+    return parameters
+
+
+def parameter_cell_names(notebook_path: Path) -> list[str]:
+    """Names assigned in the cell tagged `parameters` (what the notebook expects to receive)."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{notebook_path} needs exactly one cell tagged 'parameters', found {len(cells)}")
+    names = []
+    for line in cells[0].source.splitlines():
+        code = line.split("#", 1)[0]
+        if "=" in code and not code.startswith((" ", "\t")):
+            name = code.split("=", 1)[0].split(":", 1)[0].strip()
+            if name.isidentifier():
+                names.append(name)
+    return names
+
+
+def render_html(executed: Path) -> Path:
+    """Render an executed notebook to HTML beside it (nbconvert's lab template)."""
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(executed, as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
+    html = executed.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def execute(stage: str, root: Path, parameters: dict[str, Any] | None = None, report_dir: Path | None = None) -> Path:
+    """Execute the stage's notebook with papermill (params from params.yaml unless given); return the executed copy."""
+    import papermill
+
+    root = Path(root).resolve()
+    if stage not in NOTEBOOK_STAGES:
+        raise ParamsError(f"no notebook for stage '{stage}'; known: {sorted(NOTEBOOK_STAGES)}")
+    name = NOTEBOOK_STAGES[stage]
+    source = root / NOTEBOOK_DIR / f"{name}.ipynb"
+    if parameters is None:
+        parameters = notebook_parameters(declared_params(stage, root), load_params(root / "params.yaml"))
+    expected = parameter_cell_names(source)
+    if sorted(expected) != sorted(parameters):
+        raise ParamsError(
+            f"{source.name} expects parameters {sorted(expected)} but its stage passes {sorted(parameters)}; "
+            "make the notebook's parameters cell and the stage's params in dvc.yaml list the same keys"
+        )
+    output_dir = root / (report_dir or REPORT_DIR)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    executed = output_dir / f"{name}.ipynb"
+    # The kernel inherits these: it finds the project, and BLAS uses a fixed number of threads.
+    os.environ["ATELIER_ROOT"] = str(root)
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
+    log.info("executing %s -> %s", source.relative_to(root), executed.relative_to(root))
+    papermill.execute_notebook(
+        str(source),
+        str(executed),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(root),
+        log_output=True,
+        progress_bar=True,
+        request_save_on_cell_execute=True,
+    )
+    html = render_html(executed)
+    log.info("rendered %s", html.relative_to(root))
+    return executed

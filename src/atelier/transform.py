@@ -1,0 +1,110 @@
+"""Normalization and imputation of the feature table, and saving it without pickle (skops).
+
+The transformer is a scikit-learn Pipeline fitted on the training snapshots only:
+log1p on heavy-tailed counts and amounts -> imputation (iterative or KNN, as the case study
+suggests) with missing-value indicators -> standard scaling; demographics are one-hot encoded.
+The indicators matter: most missing values here are *undefined*, not unknown (a customer with no
+order has no average order value), and the fact of being missing is itself informative.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.compose import ColumnTransformer
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers IterativeImputer)
+from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from atelier.features import HEAVY_TAILED
+
+IMPUTERS = ("iterative", "knn")
+
+
+def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Numeric and categorical feature columns (bookkeeping columns like cutoff and label excluded)."""
+    candidates = [c for c in features.columns if c not in ("cutoff", "label", "customer_id")]
+    numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(features[c])]
+    categorical = [c for c in candidates if c not in numeric]
+    return numeric, categorical
+
+
+def build_transformer(
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    imputer: str = "iterative",
+    knn_neighbors: int = 5,
+    iterative_max_iter: int = 10,
+    seed: int = 0,
+) -> Pipeline:
+    """An unfitted Pipeline: log1p heavy tails -> impute (+ indicators) -> scale; one-hot categoricals."""
+    if imputer == "iterative":
+        numeric_imputer = IterativeImputer(max_iter=iterative_max_iter, random_state=seed, add_indicator=True, keep_empty_features=True)
+    elif imputer == "knn":
+        numeric_imputer = KNNImputer(n_neighbors=knn_neighbors, add_indicator=True, keep_empty_features=True)
+    else:
+        raise ValueError(f"params.yaml prep.imputer: '{imputer}' is not one of {IMPUTERS}")
+    heavy = [c for c in numeric if c in HEAVY_TAILED]
+    log_heavy = ColumnTransformer(
+        [("log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one"), heavy)],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    numeric_steps = Pipeline([("log_heavy", log_heavy), ("impute", numeric_imputer), ("scale", StandardScaler())])
+    categorical_steps = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
+    columns = ColumnTransformer(
+        [("numeric", numeric_steps, numeric)] + ([("categorical", categorical_steps, categorical)] if categorical else []),
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("columns", columns)]).set_output(transform="pandas")
+
+
+def transform(transformer: Pipeline, features: pd.DataFrame) -> pd.DataFrame:
+    """Apply a fitted transformer; keeps the index (customer_id) of `features`."""
+    numeric, categorical = split_columns(features)
+    frame = features[numeric + categorical].copy()
+    for column in categorical:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
+    prepared = transformer.transform(frame)
+    prepared.index = features.index
+    return prepared
+
+
+def fit_transformer(transformer: Pipeline, features: pd.DataFrame) -> Pipeline:
+    """Fit `transformer` on `features` (the training snapshots)."""
+    numeric, categorical = split_columns(features)
+    frame = features[numeric + categorical].copy()
+    for column in categorical:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
+    return transformer.fit(frame)
+
+
+# Types a transformer saved by Atelier may contain: loading refuses anything else.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+
+
+def save(transformer: Pipeline, path: Path | str) -> Path:
+    """Persist a fitted transformer with skops (a safe format: loading cannot run arbitrary code)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(transformer, path)
+    return path
+
+
+def load(path: Path | str) -> Pipeline:
+    """Load a transformer saved by `save`, trusting only scikit-learn and numpy types."""
+    untrusted = sio.get_untrusted_types(file=path)
+    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if unexpected:
+        raise ValueError(f"{path} contains types Atelier does not trust: {unexpected}. Refit it with `dvc repro prep`.")
+    return sio.load(path, trusted=untrusted)

@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny version of the project's parameters and a tiny simulated, validated shop."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atelier import simulate, validate
+from atelier.config import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_params() -> dict:
+    """The project's params.yaml shrunk to a few hundred customers over six months (runs in seconds)."""
+    params = copy.deepcopy(load_params(REPO / "params.yaml"))
+    params["simulate"].update(
+        n_customers=400, n_products=48, start="2025-01-01", end="2025-06-30", chunk_customers=400
+    )
+    params["timeline"].update(cutoffs=["2025-04-01", "2025-05-01"], horizon_days=30)
+    params["prep"].update(iterative_max_iter=3, knn_fit_rows=500)
+    return params
+
+
+def write_params(params: dict, folder: Path) -> Path:
+    """Write `params` as folder/params.yaml."""
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A project folder with tiny params, simulated data and validated tables (built once per test run)."""
+    root = tmp_path_factory.mktemp("tiny_project")
+    params = tiny_params()
+    write_params(params, root)
+    simulate.run(params, root)
+    validate.run(params, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tables(tiny_root) -> dict:
+    """The tiny shop's validated tables."""
+    return validate.load_validated(tiny_root)
