@@ -54,7 +54,7 @@ def daily_activity(orders: pd.DataFrame, sessions: pd.DataFrame | None = None) -
 def weekday_profile(daily: pd.DataFrame) -> pd.DataFrame:
     """Average activity per weekday, relative to the overall daily average (1 = average day)."""
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    profile = daily.groupby(daily.index.dayofweek).mean() / daily.mean()
+    profile = daily.groupby(daily.index.day_of_week).mean() / daily.mean()
     profile.index = [names[i] for i in profile.index]
     return profile
 

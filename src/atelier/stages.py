@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,21 @@ def parameter_cell_names(notebook_path: Path) -> list[str]:
     return names
 
 
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def render_html(executed: Path) -> Path:
     """Render an executed notebook to HTML beside it (nbconvert's lab template)."""
     from nbconvert import HTMLExporter
@@ -105,21 +122,19 @@ def execute(stage: str, root: Path, parameters: dict[str, Any] | None = None, re
     output_dir = root / (report_dir or REPORT_DIR)
     output_dir.mkdir(parents=True, exist_ok=True)
     executed = output_dir / f"{name}.ipynb"
-    # The kernel inherits these: it finds the project, and BLAS uses a fixed number of threads.
-    os.environ["ATELIER_ROOT"] = str(root)
-    for variable in THREAD_VARIABLES:
-        os.environ.setdefault(variable, "1")
     log.info("executing %s -> %s", source.relative_to(root), executed.relative_to(root))
-    papermill.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(root),
-        log_output=True,
-        progress_bar=True,
-        request_save_on_cell_execute=True,
-    )
+    # The kernel inherits the environment: it finds the project, and BLAS uses fixed threads.
+    with _environment({"ATELIER_ROOT": str(root), **{v: os.environ.get(v, "1") for v in THREAD_VARIABLES}}):
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(root),
+            log_output=True,
+            progress_bar=True,
+            request_save_on_cell_execute=True,
+        )
     html = render_html(executed)
     log.info("rendered %s", html.relative_to(root))
     return executed

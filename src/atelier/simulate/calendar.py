@@ -11,7 +11,7 @@ from atelier.simulate.config import SeasonalEvent, SimulationConfig
 def black_friday(year: int) -> pd.Timestamp:
     """The Friday after the fourth Thursday of November."""
     november_first = pd.Timestamp(year=year, month=11, day=1)
-    first_thursday = november_first + pd.Timedelta(days=(3 - november_first.dayofweek) % 7)
+    first_thursday = november_first + pd.Timedelta(days=(3 - november_first.day_of_week) % 7)
     return first_thursday + pd.Timedelta(days=22)
 
 
@@ -35,7 +35,7 @@ def build_calendar(config: SimulationConfig) -> pd.DataFrame:
     Overlapping events multiply their traffic and the larger discount applies.
     """
     days = pd.date_range(config.start, config.end, freq="D")
-    traffic = np.asarray(config.weekly)[days.dayofweek].astype(float)
+    traffic = np.asarray(config.weekly)[days.day_of_week].astype(float)
     discount = np.zeros(len(days))
     event = np.full(len(days), "", dtype=object)
     for seasonal in config.events:

@@ -1,0 +1,143 @@
+"""`dvc repro` in a fresh copy of the project at tiny parameters, as a new user would run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from atelier.io import read_json
+from conftest import REPO, tiny_params, write_params
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    """The environment stage commands run in: this interpreter's `python` and `dvc` first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("ATELIER_ROOT", None)
+    return env
+
+
+def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def fresh_copy(destination: Path) -> Path:
+    """The files a clone would have (tracked, plus new files not ignored), in a new git repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for name in ("dvc.lock",):  # a fresh user run starts from no recorded state
+        (destination / name).unlink(missing_ok=True)
+    _run(["git", "init", "-q"], destination)
+    return destination
+
+
+def _stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def test_dvc_repro_builds_the_pipeline_and_reruns_only_what_changed(tmp_path):
+    root = fresh_copy(tmp_path / "atelier")
+    params = tiny_params()
+    write_params(params, root)
+
+    first = _run(["dvc", "repro"], root)
+    assert _stages_run(first.stdout) == {"simulate", "validate", "prep"}
+    simulated = read_json(root / "metrics" / "simulate.json")
+    assert simulated["customers"] == 400 and simulated["events"] > 0
+    assert read_json(root / "metrics" / "validate.json")["tables"]["orders"]["rows_quarantined"] == 0
+    assert set(read_json(root / "metrics" / "prep.json")["cutoffs"]) == {"2025-04-01", "2025-05-01"}
+    assert (root / "reports" / "01_data_prep.html").stat().st_size > 10_000
+
+    second = _run(["dvc", "repro"], root)
+    assert _stages_run(second.stdout) == set()
+    assert "Data and pipelines are up to date" in second.stdout
+
+    params["prep"]["half_life_days"] = 7
+    write_params(params, root)
+    third = _run(["dvc", "repro"], root)
+    assert _stages_run(third.stdout) == {"prep"}
+
+
+def _orders_csv(path: Path) -> None:
+    """A hand-made orders file: 12 customers ordering every 10-21 days for six months, plus one bad row.
+
+    Customer ids are text ("C001"), and odd customers' timestamps carry a +01:00 offset.
+    """
+    lines = ["customer_id,order_id,ordered_at,amount"]
+    order_id = 1
+    for customer in range(1, 13):
+        offset = "+01:00" if customer % 2 else ""
+        for day in range(customer, 181, 9 + customer):
+            when = pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day, hours=customer)
+            lines.append(f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * customer + day % 7:.2f}")
+            order_id += 1
+    lines.append("C001,O99999,2025-03-03T12:00:00,-5.00")  # a refund booked as an order: quarantined
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_orders_only_csv_runs_end_to_end(tmp_path):
+    root = fresh_copy(tmp_path / "atelier")
+    (root / "mydata").mkdir()
+    _orders_csv(root / "mydata" / "orders.csv")
+    params = tiny_params()
+    params["data"].update(source="files", path="mydata")
+    write_params(params, root)
+
+    _run(["dvc", "repro"], root)
+    assert read_json(root / "metrics" / "simulate.json")["skipped"] is True
+    validated = read_json(root / "metrics" / "validate.json")
+    assert validated["tables_present"] == ["orders"]
+    assert validated["tables"]["orders"]["rows_quarantined"] == 1
+    assert validated["tables"]["orders"]["reasons"] == {"amount is negative": 1}
+    prep = read_json(root / "metrics" / "prep.json")
+    assert {"events", "device", "categories", "demographics"} <= set(prep["skipped_groups"])
+    assert all(entry["customers"] == 12 for entry in prep["cutoffs"].values())
+    html = (root / "reports" / "01_data_prep.html").read_text(encoding="utf-8")
+    assert "Feature groups skipped for lack of data" in html
+
+
+def test_bad_input_stops_with_a_clear_message_and_no_traceback(tmp_path):
+    root = tmp_path / "project"
+    (root / "mydata").mkdir(parents=True)
+    (root / "mydata" / "orders.csv").write_text(
+        "customer_id,order_id,ordered_at,total\nC1,O1,2025-01-01,10\n", encoding="utf-8"
+    )
+    params = tiny_params()
+    params["data"].update(source="files", path="mydata")
+    write_params(params, root)
+    result = _run([sys.executable, "-m", "atelier", "validate"], root, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "orders.csv" in result.stderr and "'amount'" in result.stderr
+
+
+def test_params_error_names_the_key(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    params = tiny_params()
+    params["data"]["source"] = "database"
+    write_params(params, root)
+    result = _run([sys.executable, "-m", "atelier", "simulate"], root, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "data.source" in result.stderr and "database" in result.stderr
+    assert yaml.safe_load((root / "params.yaml").read_text())["data"]["source"] == "database"
