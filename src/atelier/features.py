@@ -293,14 +293,16 @@ def finalize(state: pd.DataFrame, as_of: pd.Timestamp, settings: FeatureSettings
 def build_features(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, settings: FeatureSettings) -> pd.DataFrame:
     """Features of every customer known before `cutoff`, from data strictly before it (index: customer_id).
 
-    Known customers: those in the customers table who signed up before the cutoff (when given),
-    plus anyone with an order or event before it.
+    Known customers: those in the customers table who signed up before the cutoff (when it has
+    signup dates), plus anyone with an order or event before it. A customer without a signup date
+    is known only through activity, so they never appear in snapshots from before they existed.
     """
     known = before_cutoff(tables, cutoff)
     state = customer_state(known, cutoff, settings)
     customers = known.get("customers")
-    if customers is not None:
-        state = state.reindex(state.index.union(pd.Index(customers["customer_id"], name="customer_id")))
+    if customers is not None and "signup_at" in customers.columns:
+        registered = customers.loc[customers["signup_at"].notna(), "customer_id"]
+        state = state.reindex(state.index.union(pd.Index(registered, name="customer_id")))
     state = state.sort_index()
     return finalize(state, cutoff, settings, customers)
 

@@ -109,7 +109,7 @@ def write_outputs(root: Path, snapshots: pd.DataFrame, prepared: pd.DataFrame, t
         root / PLOTS_DIR / "daily_activity.csv", index=False, float_format="%.2f")
     numeric, categorical = transform.split_columns(snapshots)
     write_parquet(snapshots, root / FEATURES_DIR / "snapshots.parquet")
-    write_parquet(prepared.assign(cutoff=snapshots["cutoff"].to_numpy(), label=snapshots["label"].to_numpy()),
+    write_parquet(prepared.assign(cutoff=snapshots["cutoff"].to_numpy(), label=snapshots["label"].array),
                   root / FEATURES_DIR / "prepared.parquet")
     transform.save(transformer, root / MODEL_DIR / "transformer.skops")
     spec = {

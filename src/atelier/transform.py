@@ -9,11 +9,13 @@ order has no average order value), and the fact of being missing is itself infor
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import skops.io as sio
+from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers IterativeImputer)
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
@@ -44,7 +46,10 @@ def build_transformer(
 ) -> Pipeline:
     """An unfitted Pipeline: log1p heavy tails -> impute (+ indicators) -> scale; one-hot categoricals."""
     if imputer == "iterative":
-        numeric_imputer = IterativeImputer(max_iter=iterative_max_iter, random_state=seed, add_indicator=True, keep_empty_features=True)
+        # verbose=1: one line per imputation round, the progress of the slowest prep step.
+        numeric_imputer = IterativeImputer(
+            max_iter=iterative_max_iter, random_state=seed, add_indicator=True, keep_empty_features=True, verbose=1
+        )
     elif imputer == "knn":
         numeric_imputer = KNNImputer(n_neighbors=knn_neighbors, add_indicator=True, keep_empty_features=True)
     else:
@@ -89,8 +94,23 @@ def fit_transformer(transformer: Pipeline, features: pd.DataFrame) -> Pipeline:
     return transformer.fit(frame)
 
 
-# Types a transformer saved by Atelier may contain: loading refuses anything else.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+def _trusted(type_name: str) -> bool:
+    """Whether a type skops reports as untrusted is one a saved transformer legitimately holds.
+
+    Only numpy dtypes and scikit-learn classes (estimators and their named tuples): never
+    functions or builtins, which a crafted file could call to run code while loading.
+    """
+    if type_name == "numpy.dtype":
+        return True
+    module_name, _, attribute = type_name.rpartition(".")
+    if not module_name.startswith("sklearn."):
+        return False
+    try:
+        candidate = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return False
+    # Estimators, and the plain named tuples some of them keep (IterativeImputer's _ImputerTriplet).
+    return isinstance(candidate, type) and issubclass(candidate, (BaseEstimator, tuple))
 
 
 def save(transformer: Pipeline, path: Path | str) -> Path:
@@ -102,9 +122,9 @@ def save(transformer: Pipeline, path: Path | str) -> Path:
 
 
 def load(path: Path | str) -> Pipeline:
-    """Load a transformer saved by `save`, trusting only scikit-learn and numpy types."""
+    """Load a transformer saved by `save`, trusting only scikit-learn estimators and numpy dtypes."""
     untrusted = sio.get_untrusted_types(file=path)
-    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    unexpected = [t for t in untrusted if not _trusted(t)]
     if unexpected:
         raise ValueError(f"{path} contains types Atelier does not trust: {unexpected}. Refit it with `dvc repro prep`.")
     return sio.load(path, trusted=untrusted)

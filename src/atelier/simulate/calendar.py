@@ -18,7 +18,8 @@ def black_friday(year: int) -> pd.Timestamp:
 def event_days(event: SeasonalEvent, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
     """Every day covered by `event` between `start` and `end`, in every year it recurs."""
     days: list[pd.Timestamp] = []
-    for year in range(start.year - 1, end.year + 1):
+    # Anchors a year either side: an event anchored in January can start in the previous December.
+    for year in range(start.year - 1, end.year + 2):
         if event.anchor == "black_friday":
             anchor = black_friday(year)
         else:
