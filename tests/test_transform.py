@@ -431,3 +431,13 @@ def test_write_outputs_orders_only_lists_skipped_groups(tiny_tables, tmp_path):
     spec = prep.load_spec(tmp_path)
     assert spec["categorical"] == [] and "events" in spec["skipped"]
     assert metrics["prepared_all_finite"] is True
+
+
+def test_saved_transformer_is_byte_for_byte_repeatable(fitted, tmp_path):
+    import time
+
+    first = transform.save(fitted, tmp_path / "first.skops")
+    reloaded = transform.load(first)  # new objects, new id()s: what another process would hold
+    time.sleep(2.1)  # zip timestamps have 2-second resolution: a clock-dependent file would differ
+    second = transform.save(reloaded, tmp_path / "second.skops")
+    assert first.read_bytes() == second.read_bytes()

@@ -244,7 +244,11 @@ def finalize(state: pd.DataFrame, as_of: pd.Timestamp, settings: FeatureSettings
     Counts are 0 for customers with no activity; rates and averages are empty (NaN) where they are
     undefined (e.g. average order value with no order): imputation decides what to do with those.
     """
-    count = lambda column: state[column].fillna(0).astype(float) if column in state else None  # noqa: E731
+
+    def count(column: str) -> pd.Series:
+        """A count or sum from the state, 0 where the customer has none."""
+        return state[column].fillna(0).astype(float)
+
     features = pd.DataFrame(index=state.index)
     signup = None
     if customers is not None and "signup_at" in customers.columns:

@@ -10,7 +10,11 @@ order has no average order value), and the fact of being missing is itself infor
 from __future__ import annotations
 
 import importlib
+import io
+import json
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,24 +78,25 @@ def build_transformer(
     return Pipeline([("columns", columns)]).set_output(transform="pandas")
 
 
-def transform(transformer: Pipeline, features: pd.DataFrame) -> pd.DataFrame:
-    """Apply a fitted transformer; keeps the index (customer_id) of `features`."""
+def _model_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns as scikit-learn expects them: categoricals as objects with NaN for gaps."""
     numeric, categorical = split_columns(features)
     frame = features[numeric + categorical].copy()
     for column in categorical:
         frame[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
-    prepared = transformer.transform(frame)
+    return frame
+
+
+def transform(transformer: Pipeline, features: pd.DataFrame) -> pd.DataFrame:
+    """Apply a fitted transformer; keeps the index (customer_id) of `features`."""
+    prepared = transformer.transform(_model_frame(features))
     prepared.index = features.index
     return prepared
 
 
 def fit_transformer(transformer: Pipeline, features: pd.DataFrame) -> Pipeline:
     """Fit `transformer` on `features` (the training snapshots)."""
-    numeric, categorical = split_columns(features)
-    frame = features[numeric + categorical].copy()
-    for column in categorical:
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), np.nan)
-    return transformer.fit(frame)
+    return transformer.fit(_model_frame(features))
 
 
 def _trusted(type_name: str) -> bool:
@@ -113,11 +118,53 @@ def _trusted(type_name: str) -> bool:
     return isinstance(candidate, type) and issubclass(candidate, (BaseEstimator, tuple))
 
 
+def _stable_zip(archive: bytes) -> bytes:
+    """The same skops archive with repeatable bytes: ids renumbered, entries sorted, timestamps fixed.
+
+    skops names arrays and shared objects by Python's id(), which changes from run to run. Walking
+    the schema in order, each id gets the next small number, everywhere it occurs (its `__id__`
+    and the `file` of an array node), so shared references still resolve.
+    """
+    source = zipfile.ZipFile(io.BytesIO(archive))
+    renumber: dict[int, int] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: walk(value) for key, value in node.items()}
+        if isinstance(node.get("__id__"), int):
+            node["__id__"] = renumber.setdefault(node["__id__"], len(renumber) + 1)
+        if node.get("type") == "numpy" and isinstance(node.get("file"), str) and node["file"].endswith(".npy"):
+            old = int(node["file"].removesuffix(".npy"))
+            node["file"] = f"{renumber.setdefault(old, len(renumber) + 1)}.npy"
+        return node
+
+    schema = walk(json.loads(source.read("schema.json")))
+    entries = {"schema.json": json.dumps(schema, indent=2).encode("utf-8")}
+    for name in source.namelist():
+        if name.endswith(".npy"):
+            entries[f"{renumber[int(name.removesuffix('.npy'))]}.npy"] = source.read(name)
+        elif name != "schema.json":
+            entries[name] = source.read(name)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(entries):
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(entry, entries[name])
+    return buffer.getvalue()
+
+
 def save(transformer: Pipeline, path: Path | str) -> Path:
-    """Persist a fitted transformer with skops (a safe format: loading cannot run arbitrary code)."""
+    """Persist a fitted transformer with skops (a safe format: loading cannot run arbitrary code).
+
+    The file is byte-for-byte repeatable, so DVC sees an unchanged transformer as unchanged.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(transformer, path)
+    path.write_bytes(_stable_zip(sio.dumps(transformer)))
     return path
 
 
