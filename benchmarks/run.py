@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 #: name -> (script, full-size arguments, quick arguments)
 BENCHMARKS = {
     "simulate_scale": ("simulate_scale.py", ["--customers", "1000000"], ["--customers", "50000"]),
+    "segment_sweep": ("segment_sweep.py", [], []),
 }
 
 

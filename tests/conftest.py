@@ -22,6 +22,10 @@ def tiny_params() -> dict:
     )
     params["timeline"].update(cutoffs=["2025-04-01", "2025-05-01"], horizon_days=30)
     params["prep"].update(iterative_max_iter=3, knn_fit_rows=500)
+    params["segmentation"].update(
+        k_range=[2, 6], n_init=5, silhouette_sample=None, stability_boot=3, stability_n_init=2,
+        dbscan_min_samples=10, hdbscan_min_cluster_size=20, density_sample=300, tsne_sample=200,
+    )
     return params
 
 

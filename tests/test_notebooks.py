@@ -9,7 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from atelier import stages, validate
+from atelier import segment, stages, validate
 from atelier.features import purchase_label
 from atelier.io import read_json
 from conftest import REPO
@@ -38,9 +38,29 @@ def _rendered_text(executed: Path) -> str:
     return "\n".join(parts)
 
 
-def test_prep_notebook_runs_and_writes_consistent_outputs(tiny_root, tmp_path):
-    root = _project_copy(tiny_root, tmp_path / "project")
-    executed = stages.execute("prep", root)
+@pytest.fixture(scope="module")
+def prepped_root(tiny_root, tmp_path_factory) -> Path:
+    """A tiny project after the prep notebook ran (shared by the prep and segment tests)."""
+    root = _project_copy(tiny_root, tmp_path_factory.mktemp("prepped") / "project")
+    stages.execute("prep", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def orders_only_root(tiny_root, tmp_path_factory) -> Path:
+    """A tiny project whose validated data is orders alone, after the prep notebook ran."""
+    root = _project_copy(tiny_root, tmp_path_factory.mktemp("orders_only") / "project")
+    for table in ("events", "customers", "products"):
+        (root / "data" / "validated" / f"{table}.parquet").unlink()
+    for entry in (root / "data" / "truth").iterdir():  # user data: no ground truth
+        entry.unlink()
+    stages.execute("prep", root)
+    return root
+
+
+def test_prep_notebook_runs_and_writes_consistent_outputs(prepped_root):
+    root = prepped_root
+    executed = root / "reports" / "01_data_prep.ipynb"
 
     text = _rendered_text(executed)
     assert "identical whether or not data after the cutoff is present" in text
@@ -63,11 +83,9 @@ def test_prep_notebook_runs_and_writes_consistent_outputs(tiny_root, tmp_path):
     assert list(prepared.columns[:-2]) == spec["prepared_columns"] and len(prepared) == len(snapshots)
 
 
-def test_prep_notebook_on_orders_alone_says_what_it_skipped(tiny_root, tmp_path):
-    root = _project_copy(tiny_root, tmp_path / "project")
-    for table in ("events", "customers", "products"):
-        (root / "data" / "validated" / f"{table}.parquet").unlink()
-    executed = stages.execute("prep", root)
+def test_prep_notebook_on_orders_alone_says_what_it_skipped(orders_only_root):
+    root = orders_only_root
+    executed = root / "reports" / "01_data_prep.ipynb"
 
     text = _rendered_text(executed)
     assert "Feature groups skipped for lack of data" in text
@@ -77,3 +95,30 @@ def test_prep_notebook_on_orders_alone_says_what_it_skipped(tiny_root, tmp_path)
     assert set(metrics["skipped_groups"]) == {"events", "dwell", "device", "categories", "demographics"}
     snapshots = pd.read_parquet(root / "data" / "features" / "snapshots.parquet")
     assert "sessions_total" not in snapshots and "frequency" in snapshots
+
+
+def test_segment_notebook_runs_and_stores_what_it_reports(prepped_root):
+    root = prepped_root
+    executed = stages.execute("segment", root)
+
+    text = _rendered_text(executed)
+    assert "Reading the sweep" in text and "ARI against personas" in text
+    metrics = read_json(root / "metrics" / "segment.json")
+    assert metrics["k"] == 5 and sum(metrics["sizes"].values()) == len(
+        pd.read_parquet(root / "data" / "features" / "snapshots.parquet").query("cutoff == cutoff.max()"))
+    assert metrics["truth"] is not None and -1 <= metrics["truth"]["ari"] <= 1
+    stored = segment.read_attributes(root / segment.SEGMENTS_DIR / "attributes.sqlite")
+    assert stored["segment_name"].value_counts().to_dict() == metrics["sizes"]
+    assert set(stored["model_version"]) == {metrics["model_version"]}
+    assert metrics["model_version"] == segment.model_version(root / segment.MODEL_DIR / "segmenter.skops")
+    sweep = pd.read_csv(root / segment.PLOTS_DIR / "k_sweep.csv")
+    assert list(sweep["k"]) == [2, 3, 4, 5, 6] and {"silhouette", "silhouette_raw"} <= set(sweep.columns)
+
+
+def test_segment_notebook_on_orders_alone_skips_the_truth(orders_only_root):
+    executed = stages.execute("segment", orders_only_root)
+    text = _rendered_text(executed)
+    assert "there is no ground truth to compare with: skipped" in text
+    assert "Not available in this data (skipped)" in text
+    metrics = read_json(orders_only_root / "metrics" / "segment.json")
+    assert metrics["truth"] is None and "sessions_90d" in metrics["skipped_features"]

@@ -61,7 +61,7 @@ def test_dvc_repro_builds_the_pipeline_and_reruns_only_what_changed(tmp_path):
     write_params(params, root)
 
     first = _run(["dvc", "repro"], root)
-    assert _stages_run(first.stdout) == {"simulate", "validate", "prep"}
+    assert _stages_run(first.stdout) == {"simulate", "validate", "prep", "segment"}
     simulated = read_json(root / "metrics" / "simulate.json")
     assert simulated["customers"] == 400 and simulated["events"] > 0
     assert read_json(root / "metrics" / "validate.json")["tables"]["orders"]["rows_quarantined"] == 0
@@ -72,10 +72,14 @@ def test_dvc_repro_builds_the_pipeline_and_reruns_only_what_changed(tmp_path):
     assert _stages_run(second.stdout) == set()
     assert "Data and pipelines are up to date" in second.stdout
 
-    params["prep"]["half_life_days"] = 7
+    params["segmentation"]["k"] = 4
     write_params(params, root)
-    third = _run(["dvc", "repro"], root)
-    assert _stages_run(third.stdout) == {"prep"}
+    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"segment"}
+    assert read_json(root / "metrics" / "segment.json")["k"] == 4
+
+    params["prep"]["half_life_days"] = 7  # engagement changes, so the segments downstream rerun too
+    write_params(params, root)
+    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"prep", "segment"}
 
 
 def _orders_csv(path: Path) -> None:
@@ -114,6 +118,8 @@ def test_orders_only_csv_runs_end_to_end(tmp_path):
     assert all(entry["customers"] == 12 for entry in prep["cutoffs"].values())
     html = (root / "reports" / "01_data_prep.html").read_text(encoding="utf-8")
     assert "Feature groups skipped for lack of data" in html
+    segments = read_json(root / "metrics" / "segment.json")
+    assert segments["truth"] is None and sum(segments["sizes"].values()) == 12
 
 
 def test_bad_input_stops_with_a_clear_message_and_no_traceback(tmp_path):

@@ -200,7 +200,7 @@ def test_load_refuses_untrusted_types(tmp_path):
     assert len(untrusted) == 1
     with pytest.raises(ValueError, match="does not trust") as error:
         transform.load(path)
-    assert untrusted[0] in str(error.value) and "dvc repro prep" in str(error.value)
+    assert untrusted[0] in str(error.value) and "dvc repro" in str(error.value)
 
 
 def _inject(source: Path, target: Path, payload: dict) -> None:
@@ -441,3 +441,9 @@ def test_saved_transformer_is_byte_for_byte_repeatable(fitted, tmp_path):
     time.sleep(2.1)  # zip timestamps have 2-second resolution: a clock-dependent file would differ
     second = transform.save(reloaded, tmp_path / "second.skops")
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_transform_save_and_load_are_the_shared_persistence():
+    from atelier import persist
+
+    assert transform.save is persist.save_skops and transform.load is persist.load_skops

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -80,5 +81,137 @@ def before_after(before: pd.Series, after: pd.Series, title: str) -> Figure:
     left.set_title(f"{title}: raw (empty values not shown)")
     right.hist(after, bins=50, color="#2a4d8f")
     right.set_title(f"{title}: imputed and scaled")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Segmentation
+# ------------------------------------------------------------------------------------------------
+SEGMENT_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
+
+
+def _segment_color(segment: int) -> str:
+    return SEGMENT_COLORS[int(segment) % len(SEGMENT_COLORS)]
+
+
+def k_sweep(sweep: pd.DataFrame, sweep_raw: pd.DataFrame, chosen_k: int) -> Figure:
+    """Silhouette, Davies-Bouldin, largest-cluster share and inertia against k, log1p vs raw features."""
+    panels = [("silhouette", "silhouette (higher is better)"), ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+              ("largest_share", "share of the largest cluster"), ("inertia", "inertia (elbow)")]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    for ax, (column, title) in zip(axes, panels):
+        ax.plot(sweep.index, sweep[column], marker="o", label="log1p, scaled")
+        if column != "inertia":
+            ax.plot(sweep_raw.index, sweep_raw[column], marker="s", ls="--", label="raw, scaled")
+        ax.axvline(chosen_k, color="#8c8c8c", ls=":", lw=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("k")
+    axes[2].yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1))
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def k_distance(distances, eps: float, min_samples: int) -> Figure:
+    """Sorted distances to the min_samples-th neighbour, with the chosen DBSCAN eps."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(distances, lw=1.2)
+    ax.axhline(eps, color="#c44e52", ls="--", lw=1, label=f"eps = {eps:.2f} (knee)")
+    ax.set_xlabel("points, sorted")
+    ax.set_ylabel(f"distance to neighbour {min_samples}")
+    ax.legend(fontsize=8)
+    ax.set_title("k-distance plot")
+    fig.tight_layout()
+    return fig
+
+
+def segments_2d(coordinates, labels, names: dict[int, str], title: str, axis_labels: tuple[str, str] = ("1", "2")) -> Figure:
+    """A 2-D scatter of customers coloured by segment."""
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for segment in sorted(set(labels)):
+        mask = labels == segment
+        ax.scatter(coordinates[mask, 0], coordinates[mask, 1], s=4, alpha=0.5, color=_segment_color(segment),
+                   label=names.get(segment, str(segment)))
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title)
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def segments_3d(coordinates, labels, names: dict[int, str], explained) -> Figure:
+    """A 3-D PCA scatter of customers coloured by segment."""
+    fig = plt.figure(figsize=(7, 5.5))
+    ax = fig.add_subplot(projection="3d")
+    for segment in sorted(set(labels)):
+        mask = labels == segment
+        ax.scatter(coordinates[mask, 0], coordinates[mask, 1], coordinates[mask, 2], s=3, alpha=0.4,
+                   color=_segment_color(segment), label=names.get(segment, str(segment)))
+    ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
+    ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
+    ax.set_zlabel(f"PC3 ({explained[2]:.0%})")
+    ax.legend(markerscale=3, fontsize=7, loc="upper left")
+    ax.set_title("Segments in the first three principal components")
+    fig.tight_layout()
+    return fig
+
+
+def pairwise(frame: pd.DataFrame, labels, names: dict[int, str]) -> Figure:
+    """Pairwise scatter plots of a few features (log scale where skewed), coloured by segment."""
+    columns = list(frame.columns)
+    n = len(columns)
+    fig, axes = plt.subplots(n, n, figsize=(2.4 * n, 2.4 * n))
+    for row, y in enumerate(columns):
+        for column, x in enumerate(columns):
+            ax = axes[row, column]
+            if row == column:
+                for segment in sorted(set(labels)):
+                    ax.hist(frame[x][labels == segment], bins=30, alpha=0.5, color=_segment_color(segment))
+            else:
+                for segment in sorted(set(labels)):
+                    mask = labels == segment
+                    ax.scatter(frame[x][mask], frame[y][mask], s=2, alpha=0.4, color=_segment_color(segment))
+            if row == n - 1:
+                ax.set_xlabel(x, fontsize=8)
+            if column == 0:
+                ax.set_ylabel(y, fontsize=8)
+            ax.tick_params(labelsize=6)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=_segment_color(s), label=names.get(s, str(s))) for s in sorted(set(labels))]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def stability(jaccard: pd.DataFrame, names: dict[int, str]) -> Figure:
+    """Box plot of each segment's Jaccard overlap across bootstrap refits (0.75: Hennig's stability line)."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.boxplot([jaccard[c] for c in jaccard.columns], tick_labels=[names.get(c, str(c)) for c in jaccard.columns])
+    ax.axhline(0.75, color="#c44e52", ls="--", lw=1)
+    ax.set_ylabel("Jaccard with full-data segment")
+    ax.set_ylim(min(0.5, float(jaccard.min().min()) - 0.05), 1.01)
+    ax.set_title("Segment stability under bootstrap refits")
+    plt.setp(ax.get_xticklabels(), rotation=15, ha="right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(table: pd.DataFrame, title: str, fmt: str = "{:.2f}", cmap: str = "RdBu_r", center: float | None = 0.0) -> Figure:
+    """An annotated heat map of a small table (profiles, confusion tables, transitions)."""
+    values = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(0.9 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.5))
+    if center is not None:
+        limit = max(abs(values.min()), abs(values.max())) or 1.0
+        image = ax.imshow(values, cmap=cmap, vmin=center - limit, vmax=center + limit, aspect="auto")
+    else:
+        image = ax.imshow(values, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns], rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index], fontsize=8)
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -23,6 +23,7 @@ from atelier.config import ParamsError, get, load_params
 #: Stage name -> notebook (without .ipynb) in notebooks/.
 NOTEBOOK_STAGES: dict[str, str] = {
     "prep": "01_data_prep",
+    "segment": "02_segmentation",
 }
 NOTEBOOK_DIR = Path("notebooks")
 REPORT_DIR = Path("reports")

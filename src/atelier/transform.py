@@ -1,4 +1,4 @@
-"""Normalization and imputation of the feature table, and saving it without pickle (skops).
+"""Normalization and imputation of the feature table (saved without pickle: `save`/`load`, via skops).
 
 The transformer is a scikit-learn Pipeline fitted on the training snapshots only:
 log1p on heavy-tailed counts and amounts -> imputation (iterative or KNN, as the case study
@@ -9,17 +9,9 @@ order has no average order value), and the fact of being missing is itself infor
 
 from __future__ import annotations
 
-import importlib
-import io
-import json
-import zipfile
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
-from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers IterativeImputer)
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
@@ -27,6 +19,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from atelier.features import HEAVY_TAILED
+from atelier.persist import load_skops as load
+from atelier.persist import save_skops as save
 
 IMPUTERS = ("iterative", "knn")
 
@@ -97,81 +91,3 @@ def transform(transformer: Pipeline, features: pd.DataFrame) -> pd.DataFrame:
 def fit_transformer(transformer: Pipeline, features: pd.DataFrame) -> Pipeline:
     """Fit `transformer` on `features` (the training snapshots)."""
     return transformer.fit(_model_frame(features))
-
-
-def _trusted(type_name: str) -> bool:
-    """Whether a type skops reports as untrusted is one a saved transformer legitimately holds.
-
-    Only numpy dtypes and scikit-learn classes (estimators and their named tuples): never
-    functions or builtins, which a crafted file could call to run code while loading.
-    """
-    if type_name == "numpy.dtype":
-        return True
-    module_name, _, attribute = type_name.rpartition(".")
-    if not module_name.startswith("sklearn."):
-        return False
-    try:
-        candidate = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
-        return False
-    # Estimators, and the plain named tuples some of them keep (IterativeImputer's _ImputerTriplet).
-    return isinstance(candidate, type) and issubclass(candidate, (BaseEstimator, tuple))
-
-
-def _stable_zip(archive: bytes) -> bytes:
-    """The same skops archive with repeatable bytes: ids renumbered, entries sorted, timestamps fixed.
-
-    skops names arrays and shared objects by Python's id(), which changes from run to run. Walking
-    the schema in order, each id gets the next small number, everywhere it occurs (its `__id__`
-    and the `file` of an array node), so shared references still resolve.
-    """
-    source = zipfile.ZipFile(io.BytesIO(archive))
-    renumber: dict[int, int] = {}
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        node = {key: walk(value) for key, value in node.items()}
-        if isinstance(node.get("__id__"), int):
-            node["__id__"] = renumber.setdefault(node["__id__"], len(renumber) + 1)
-        if node.get("type") == "numpy" and isinstance(node.get("file"), str) and node["file"].endswith(".npy"):
-            old = int(node["file"].removesuffix(".npy"))
-            node["file"] = f"{renumber.setdefault(old, len(renumber) + 1)}.npy"
-        return node
-
-    schema = walk(json.loads(source.read("schema.json")))
-    entries = {"schema.json": json.dumps(schema, indent=2).encode("utf-8")}
-    for name in source.namelist():
-        if name.endswith(".npy"):
-            entries[f"{renumber[int(name.removesuffix('.npy'))]}.npy"] = source.read(name)
-        elif name != "schema.json":
-            entries[name] = source.read(name)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        for name in sorted(entries):
-            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(entry, entries[name])
-    return buffer.getvalue()
-
-
-def save(transformer: Pipeline, path: Path | str) -> Path:
-    """Persist a fitted transformer with skops (a safe format: loading cannot run arbitrary code).
-
-    The file is byte-for-byte repeatable, so DVC sees an unchanged transformer as unchanged.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_stable_zip(sio.dumps(transformer)))
-    return path
-
-
-def load(path: Path | str) -> Pipeline:
-    """Load a transformer saved by `save`, trusting only scikit-learn estimators and numpy dtypes."""
-    untrusted = sio.get_untrusted_types(file=path)
-    unexpected = [t for t in untrusted if not _trusted(t)]
-    if unexpected:
-        raise ValueError(f"{path} contains types Atelier does not trust: {unexpected}. Refit it with `dvc repro prep`.")
-    return sio.load(path, trusted=untrusted)
