@@ -60,7 +60,16 @@ class SegmentSettings:
     @classmethod
     def from_params(cls, section: dict[str, Any], seed: int) -> SegmentSettings:
         """Settings from params.yaml's `segmentation` section."""
-        k_min, k_max = (int(v) for v in section["k_range"])
+        try:
+            k_min, k_max = (int(v) for v in section["k_range"])
+            return cls._checked(section, seed, k_min, k_max)
+        except KeyError as missing:
+            raise ParamsError(
+                f"params.yaml segmentation: missing key {missing}; restore it from the project's params.yaml"
+            ) from None
+
+    @classmethod
+    def _checked(cls, section: dict[str, Any], seed: int, k_min: int, k_max: int) -> SegmentSettings:
         settings = cls(
             features=tuple(section["features"]),
             log1p=tuple(section["log1p"]),
@@ -384,21 +393,30 @@ def name_segments(z_profiles: pd.DataFrame, rules: tuple[NamingRule, ...] = NAMI
     Returns one row per segment: name, rule meaning, score, and the z-values the rule used.
     """
     scores = np.array([[rule.score(z) for rule in rules] for _, z in z_profiles.iterrows()])
-    finite = np.where(np.isfinite(scores), scores, -1e9)
-    rows, columns = linear_sum_assignment(-finite)
-    chosen = dict(zip(rows, columns))
+    minimums = np.array([rule.minimum for rule in rules])
+    eligible = np.isfinite(scores) & (scores >= minimums)
+    # Name as many segments as possible first, then prefer the better fits: a pair under a
+    # rule's minimum can never earn the name, so it must not win the assignment either.
+    gain = np.where(eligible, 1_000.0 + np.where(eligible, scores, 0.0), 0.0)
+    rows, columns = linear_sum_assignment(-gain)
+    chosen = {row: column for row, column in zip(rows, columns) if eligible[row, column]}
     records = []
     for position, (segment, z) in enumerate(z_profiles.iterrows()):
         rule_index = chosen.get(position)
-        if rule_index is not None and scores[position, rule_index] >= rules[rule_index].minimum:
+        if rule_index is not None:
             rule = rules[rule_index]
             evidence = ", ".join(f"{f} z={z[f]:+.2f}" for f in rule.weights)
             records.append({"segment": segment, "name": rule.name, "why": rule.meaning,
                             "score": scores[position, rule_index], "evidence": evidence})
         else:
+            best = scores[position][np.isfinite(scores[position])]
             records.append({"segment": segment, "name": f"Mixed: {trait_name(z)}", "why": "no rule fits well",
-                            "score": float(np.max(finite[position])), "evidence": trait_name(z, top=3)})
-    return pd.DataFrame(records).set_index("segment")
+                            "score": float(best.max()) if len(best) else float("nan"), "evidence": trait_name(z, top=3)})
+    named = pd.DataFrame(records).set_index("segment")
+    # Two fallback names can coincide; names are keys downstream, so number the repeats.
+    repeat = named.groupby("name").cumcount()
+    named["name"] = named["name"].where(repeat == 0, named["name"] + " #" + (repeat + 1).astype(str))
+    return named
 
 
 # --------------------------------------------------------------------------------------------
