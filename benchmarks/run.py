@@ -21,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "simulate_scale": ("simulate_scale.py", ["--customers", "1000000"], ["--customers", "50000"]),
     "segment_sweep": ("segment_sweep.py", [], []),
+    "model_grid": ("model_grid.py", [], []),
+    "model_scoring": ("model_scoring.py", ["--rows", "1000000"], ["--rows", "100000"]),
 }
 
 

@@ -20,11 +20,16 @@ def tiny_params() -> dict:
     params["simulate"].update(
         n_customers=400, n_products=48, start="2025-01-01", end="2025-06-30", chunk_customers=400
     )
-    params["timeline"].update(cutoffs=["2025-04-01", "2025-05-01"], horizon_days=30)
+    params["timeline"].update(cutoffs=["2025-03-01", "2025-04-01", "2025-05-01"], horizon_days=30)
     params["prep"].update(iterative_max_iter=3, knn_fit_rows=500)
     params["segmentation"].update(
         k_range=[2, 6], n_init=5, silhouette_sample=None, stability_boot=3, stability_n_init=2,
         dbscan_min_samples=10, hdbscan_min_cluster_size=20, density_sample=300, tsne_sample=200,
+    )
+    params["model"].update(
+        cv_folds=2, bootstrap=20, permutation_repeats=2, lime_customers=5, lime_seeds=2, lime_num_samples=200,
+        grids={"logistic_regression": {"C": [0.1]}, "random_forest": {"n_estimators": [20], "max_depth": [4], "min_samples_leaf": [5]},
+               "xgboost": {"n_estimators": [20], "max_depth": [2], "learning_rate": [0.1]}},
     )
     return params
 

@@ -9,10 +9,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from atelier import segment, stages, validate
+from atelier import propensity, segment, stages, validate
+from atelier.registry import Registry
 from atelier.features import purchase_label
 from atelier.io import read_json
-from conftest import REPO
+from conftest import REPO, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,8 @@ def test_prep_notebook_runs_and_writes_consistent_outputs(prepped_root):
     assert metrics["prepared_all_finite"] is True
     assert metrics["skipped_groups"] == []
     spec = read_json(root / "models" / "prep" / "features.json")
-    assert spec["train_cutoffs"] == ["2025-04-01"] and spec["test_cutoff"] == "2025-05-01"
+    cutoffs = tiny_params()["timeline"]["cutoffs"]
+    assert spec["train_cutoffs"] == cutoffs[:-1] and spec["test_cutoff"] == cutoffs[-1]
     prepared = pd.read_parquet(root / "data" / "features" / "prepared.parquet")
     assert list(prepared.columns[:-2]) == spec["prepared_columns"] and len(prepared) == len(snapshots)
 
@@ -122,3 +124,33 @@ def test_segment_notebook_on_orders_alone_skips_the_truth(orders_only_root):
     assert "Not available in this data (skipped)" in text
     metrics = read_json(orders_only_root / "metrics" / "segment.json")
     assert metrics["truth"] is None and "sessions_90d" in metrics["skipped_features"]
+
+
+def test_model_notebook_registers_a_champion_that_scores_like_it_reports(prepped_root):
+    root = prepped_root
+    stages.execute("segment", root)  # the model stage carries the segment attributes forward
+    executed = stages.execute("model", root)
+
+    text = _rendered_text(executed)
+    assert "Champion:" in text and "The oracle reaches" in text and "When not to trust an explanation" in text
+    metrics = read_json(root / "metrics" / "model.json")
+    champion = metrics["champion"]
+    registry = Registry(root / "models" / "registry")
+    assert registry.alias("champion") == champion["version"]
+    assert registry.metadata(champion["version"])["name"] == champion["name"]
+    decided = [p for p in metrics["promotions"] if p["promoted"]]
+    assert decided[-1]["candidate"] == champion["version"]
+    assert 0 < metrics["oracle"]["champion_ratio"] <= 1.2
+    attributes = propensity.read_attributes(root / propensity.OUTPUT_DIR / "attributes.sqlite")
+    snapshots = pd.read_parquet(root / "data" / "features" / "snapshots.parquet")
+    latest = snapshots[snapshots["cutoff"] == snapshots["cutoff"].max()]
+    assert len(attributes) == len(latest) and attributes["segment_name"].notna().all()
+    assert set(attributes["propensity_model"]) == {champion["version"]}
+    assert {p.name for p in (root / "plots" / "model").glob("*.csv")} == {"roc.csv", "pr.csv", "gains.csv", "calibration.csv"}
+
+
+def test_model_notebook_on_orders_alone_has_no_oracle(orders_only_root):
+    stages.execute("segment", orders_only_root)
+    text = _rendered_text(stages.execute("model", orders_only_root))
+    assert "there is no true probability, so no oracle AUC" in text
+    assert read_json(orders_only_root / "metrics" / "model.json")["oracle"] is None

@@ -61,11 +61,11 @@ def test_dvc_repro_builds_the_pipeline_and_reruns_only_what_changed(tmp_path):
     write_params(params, root)
 
     first = _run(["dvc", "repro"], root)
-    assert _stages_run(first.stdout) == {"simulate", "validate", "prep", "segment"}
+    assert _stages_run(first.stdout) == {"simulate", "validate", "prep", "segment", "model"}
     simulated = read_json(root / "metrics" / "simulate.json")
     assert simulated["customers"] == 400 and simulated["events"] > 0
     assert read_json(root / "metrics" / "validate.json")["tables"]["orders"]["rows_quarantined"] == 0
-    assert set(read_json(root / "metrics" / "prep.json")["cutoffs"]) == {"2025-04-01", "2025-05-01"}
+    assert sorted(read_json(root / "metrics" / "prep.json")["cutoffs"]) == params["timeline"]["cutoffs"]
     assert (root / "reports" / "01_data_prep.html").stat().st_size > 10_000
 
     second = _run(["dvc", "repro"], root)
@@ -74,26 +74,33 @@ def test_dvc_repro_builds_the_pipeline_and_reruns_only_what_changed(tmp_path):
 
     params["segmentation"]["k"] = 4
     write_params(params, root)
-    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"segment"}
+    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"segment", "model"}  # model carries segments forward
     assert read_json(root / "metrics" / "segment.json")["k"] == 4
+
+    params["model"]["promotion_min_delta"] = 0.5  # no challenger can beat the first model by that much
+    write_params(params, root)
+    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"model"}
+    promotions = read_json(root / "metrics" / "model.json")["promotions"]
+    assert [p["promoted"] for p in promotions] == [True, False, False]
 
     params["prep"]["half_life_days"] = 7  # engagement changes, so the segments downstream rerun too
     write_params(params, root)
-    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"prep", "segment"}
+    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"prep", "segment", "model"}
 
 
 def _orders_csv(path: Path) -> None:
-    """A hand-made orders file: 12 customers ordering every 10-21 days for six months, plus one bad row.
+    """A hand-made orders file: 60 customers with their own rhythm, some stopping early, plus one bad row.
 
     Customer ids are text ("C001"), and odd customers' timestamps carry a +01:00 offset.
     """
     lines = ["customer_id,order_id,ordered_at,amount"]
     order_id = 1
-    for customer in range(1, 13):
+    for customer in range(1, 61):
         offset = "+01:00" if customer % 2 else ""
-        for day in range(customer, 181, 9 + customer):
-            when = pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day, hours=customer)
-            lines.append(f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * customer + day % 7:.2f}")
+        gap, first, last = 7 + customer % 30, customer % 20, 40 + 3 * customer
+        for day in range(first, min(last, 181), gap):
+            when = pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day, hours=customer % 9)
+            lines.append(f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * (customer % 12) + day % 7:.2f}")
             order_id += 1
     lines.append("C001,O99999,2025-03-03T12:00:00,-5.00")  # a refund booked as an order: quarantined
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -115,11 +122,15 @@ def test_orders_only_csv_runs_end_to_end(tmp_path):
     assert validated["tables"]["orders"]["reasons"] == {"amount is negative": 1}
     prep = read_json(root / "metrics" / "prep.json")
     assert {"events", "device", "categories", "demographics"} <= set(prep["skipped_groups"])
-    assert all(entry["customers"] == 12 for entry in prep["cutoffs"].values())
+    first_order_day = {c: c % 20 for c in range(1, 61)}  # a customer is known once they have ordered
+    for cutoff, entry in prep["cutoffs"].items():
+        known = sum(1 for day in first_order_day.values() if pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day) < pd.Timestamp(cutoff))
+        assert entry["customers"] == known
     html = (root / "reports" / "01_data_prep.html").read_text(encoding="utf-8")
     assert "Feature groups skipped for lack of data" in html
     segments = read_json(root / "metrics" / "segment.json")
-    assert segments["truth"] is None and sum(segments["sizes"].values()) == 12
+    assert segments["truth"] is None and sum(segments["sizes"].values()) == prep["cutoffs"][max(prep["cutoffs"])]["customers"]
+    assert read_json(root / "metrics" / "model.json")["oracle"] is None
 
 
 def test_bad_input_stops_with_a_clear_message_and_no_traceback(tmp_path):

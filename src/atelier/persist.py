@@ -19,13 +19,20 @@ import skops.io as sio
 from sklearn.base import BaseEstimator
 
 
+#: scikit-learn's compiled tree structures: fitted trees hold them as data (no code runs on load).
+TRUSTED_SKLEARN_DATA_TYPES = frozenset({
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+})
+
+
 def _trusted(type_name: str) -> bool:
     """Whether a type skops reports as untrusted is one a saved transformer legitimately holds.
 
     Only numpy dtypes and scikit-learn classes (estimators and their named tuples): never
     functions or builtins, which a crafted file could call to run code while loading.
     """
-    if type_name == "numpy.dtype":
+    if type_name == "numpy.dtype" or type_name in TRUSTED_SKLEARN_DATA_TYPES:
         return True
     module_name, _, attribute = type_name.rpartition(".")
     if not module_name.startswith("sklearn."):

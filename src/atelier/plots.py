@@ -215,3 +215,62 @@ def heatmap(table: pd.DataFrame, title: str, fmt: str = "{:.2f}", cmap: str = "R
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Propensity models
+# ------------------------------------------------------------------------------------------------
+def model_curves(curves: dict[str, dict[str, pd.DataFrame]], oracle: dict[str, pd.DataFrame] | None = None) -> Figure:
+    """ROC, precision-recall, cumulative gains and calibration for several models (and the oracle)."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    series = dict(curves)
+    if oracle is not None:
+        series["oracle (true probability)"] = oracle
+    for name, curve in series.items():
+        style = {"ls": ":", "color": "black"} if name.startswith("oracle") else {}
+        axes[0].plot(curve["roc"]["fpr"], curve["roc"]["tpr"], label=name, **style)
+        axes[1].plot(curve["pr"]["recall"], curve["pr"]["precision"], label=name, **style)
+        axes[2].plot(curve["gains"]["share_targeted"], curve["gains"]["share_of_buyers"], label=name, **style)
+        axes[3].plot(curve["calibration"]["predicted"], curve["calibration"]["observed"], marker="o", ms=3, label=name, **style)
+    axes[0].plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
+    axes[2].plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
+    limit = max(float(c["calibration"][["predicted", "observed"]].max().max()) for c in series.values())
+    axes[3].plot([0, limit], [0, limit], color="#bbbbbb", lw=1)
+    for ax, (title, x, y) in zip(axes, [("ROC", "false positive rate", "true positive rate"),
+                                         ("Precision-recall", "recall", "precision"),
+                                         ("Cumulative gains", "share of customers targeted", "share of buyers reached"),
+                                         ("Calibration (deciles)", "mean predicted probability", "observed buyer rate")]):
+        ax.set_title(title)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def importances(table: pd.DataFrame, title: str, top: int = 15) -> Figure:
+    """Side-by-side horizontal bars of several importance measures (each scaled to its maximum)."""
+    shown = table.loc[table.abs().max(axis=1).sort_values(ascending=False).index[:top]]
+    scaled = shown / shown.abs().max()
+    fig, axes = plt.subplots(1, len(scaled.columns), figsize=(3.3 * len(scaled.columns), 0.3 * len(shown) + 1.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, column in zip(axes, scaled.columns):
+        ax.barh(scaled.index[::-1], scaled[column][::-1], color="#4c72b0")
+        ax.set_title(column, fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def explanation(frame: pd.DataFrame, title: str) -> Figure:
+    """One LIME explanation: each condition's push towards (green) or away from (red) an order."""
+    rows = frame.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.2))
+    ax.barh(rows["condition"], rows["weight"], color=["#55a868" if w > 0 else "#c44e52" for w in rows["weight"]])
+    ax.axvline(0, color="#666666", lw=0.8)
+    ax.set_xlabel("contribution to P(order)")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig

@@ -24,6 +24,7 @@ from atelier.config import ParamsError, get, load_params
 NOTEBOOK_STAGES: dict[str, str] = {
     "prep": "01_data_prep",
     "segment": "02_segmentation",
+    "model": "03_propensity_model",
 }
 NOTEBOOK_DIR = Path("notebooks")
 REPORT_DIR = Path("reports")

@@ -22,7 +22,7 @@ from atelier.features import HEAVY_TAILED
 from atelier.persist import load_skops as load
 from atelier.persist import save_skops as save
 
-IMPUTERS = ("iterative", "knn")
+IMPUTERS = ("iterative", "knn", "median")
 
 
 def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -50,6 +50,9 @@ def build_transformer(
         )
     elif imputer == "knn":
         numeric_imputer = KNNImputer(n_neighbors=knn_neighbors, add_indicator=True, keep_empty_features=True)
+    elif imputer == "median":
+        # Fast enough to refit inside every cross-validation fold and to run per event when serving.
+        numeric_imputer = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
     else:
         raise ValueError(f"params.yaml prep.imputer: '{imputer}' is not one of {IMPUTERS}")
     heavy = [c for c in numeric if c in HEAVY_TAILED]
@@ -72,7 +75,7 @@ def build_transformer(
     return Pipeline([("columns", columns)]).set_output(transform="pandas")
 
 
-def _model_frame(features: pd.DataFrame) -> pd.DataFrame:
+def model_frame(features: pd.DataFrame) -> pd.DataFrame:
     """The feature columns as scikit-learn expects them: categoricals as objects with NaN for gaps."""
     numeric, categorical = split_columns(features)
     frame = features[numeric + categorical].copy()
@@ -83,11 +86,11 @@ def _model_frame(features: pd.DataFrame) -> pd.DataFrame:
 
 def transform(transformer: Pipeline, features: pd.DataFrame) -> pd.DataFrame:
     """Apply a fitted transformer; keeps the index (customer_id) of `features`."""
-    prepared = transformer.transform(_model_frame(features))
+    prepared = transformer.transform(model_frame(features))
     prepared.index = features.index
     return prepared
 
 
 def fit_transformer(transformer: Pipeline, features: pd.DataFrame) -> Pipeline:
     """Fit `transformer` on `features` (the training snapshots)."""
-    return transformer.fit(_model_frame(features))
+    return transformer.fit(model_frame(features))

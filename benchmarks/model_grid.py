@@ -1,0 +1,54 @@
+"""Benchmark: the propensity grid search (all candidates, params.yaml grids) at the default size.
+
+    python benchmarks/model_grid.py
+
+Needs the prep stage's output (`dvc repro prep`). Target (issue 4): the full grid search at
+default size within 3 minutes on 2 cores. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from atelier import propensity
+from atelier.config import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", category=UserWarning)
+    snapshots_file = REPO / propensity.SNAPSHOTS_FILE
+    if not snapshots_file.exists():
+        sys.exit(f"{snapshots_file} is missing: run `dvc repro prep` first")
+    params = load_params(REPO / "params.yaml")
+    settings = propensity.ModelSettings.from_params(params["model"], params["seed"])
+    split = propensity.split_by_time(pd.read_parquet(snapshots_file), int(params["timeline"]["horizon_days"]))
+    numeric, categorical = propensity.features_of(split.train)
+    began = time.perf_counter()
+    table, _ = propensity.grid_search(split.train, numeric, categorical, settings)
+    seconds = time.perf_counter() - began
+    per_candidate = table.groupby("candidate")["fit_seconds"].sum() * settings.cv_folds
+    print(json.dumps({
+        "benchmark": "model_grid",
+        "training_rows": len(split.train),
+        "features": len(numeric) + len(categorical),
+        "settings_fitted": len(table),
+        "cv_folds": settings.cv_folds,
+        "threads": settings.threads,
+        "seconds": round(seconds, 1),
+        "fit_seconds_by_candidate": {k: round(v, 1) for k, v in per_candidate.items()},
+        "best_cv_auc": round(float(table["cv_auc"].max()), 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }))
+
+
+if __name__ == "__main__":
+    main()
