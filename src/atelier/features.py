@@ -155,13 +155,28 @@ def sessions_table(events: pd.DataFrame) -> pd.DataFrame:
     return sessions.reset_index()
 
 
+def _grouped_arrays(keys: np.ndarray, values: np.ndarray) -> pd.Series:
+    """The values of each key as one array (in their given order), indexed by key."""
+    if len(keys) == 0:
+        return pd.Series(dtype=object)
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    boundaries = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], boundaries])
+    series = pd.Series(np.split(values, boundaries), index=keys[starts], dtype=object)
+    series.index.name = "customer_id"
+    return series
+
+
 def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, settings: FeatureSettings) -> pd.DataFrame:
     """Per-customer sufficient statistics from tables already cut at `as_of` (index: customer_id).
 
     Columns: orders, amount, discounted_orders, first_order_at, last_order_at, first_seen_at,
     last_seen_at, and with events: sessions, views, cart_adds, cart_sessions,
-    cart_sessions_purchased, dwell_seconds, engagement, engagement_at, session_starts (a list of
-    session start times within the longest window), sessions_<device>, views_<category>.
+    cart_sessions_purchased, dwell_seconds, engagement, engagement_at, session_starts (an int64
+    array of session start times, in microseconds, within the longest window), sessions_<device>,
+    views_<category>, and last_session_* (the latest session's id, start, cart and purchase flags
+    and device: what a streaming driver needs to continue a session that spans the cutoff).
     """
     orders = tables["orders"]
     grouped = orders.groupby("customer_id")
@@ -204,7 +219,14 @@ def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, setting
                 state[f"sessions_{device}"] = device_counts[device] if device in device_counts else 0
         horizon = as_of - max(settings.session_windows_days) * DAY
         recent = sessions[sessions["start"] >= horizon].sort_values("start", kind="stable")
-        state["session_starts"] = recent.groupby("customer_id")["start"].agg(list)
+        state["session_starts"] = _grouped_arrays(recent["customer_id"].to_numpy(), microseconds(recent["start"]))
+        last = sessions.sort_values(["start", "session_id"], kind="stable").groupby("customer_id").last()
+        state["last_session_id"] = last["session_id"]
+        state["last_session_start"] = last["start"]
+        state["last_session_cart"] = last["cart_adds"] > 0
+        state["last_session_purchase"] = last["has_purchase"]
+        if "device" in last:
+            state["last_session_device"] = last["device"]
         weights = events["event_type"].map(settings.engagement_weights).astype(float).fillna(0.0).to_numpy()
         age_days = (as_of - events["ts"]).dt.total_seconds().to_numpy() / 86_400
         decayed = weights * np.exp2(-age_days / settings.half_life_days)
@@ -228,14 +250,96 @@ def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, setting
 # --------------------------------------------------------------------------------------------
 # From state to features (shared by the batch and streaming drivers)
 # --------------------------------------------------------------------------------------------
-def _days(later: pd.Timestamp, earlier: pd.Series) -> pd.Series:
-    return (later - earlier).dt.total_seconds() / 86_400
+#: Times inside the state kernel: int64 microseconds since the epoch, NAT where there is none.
+NAT = np.iinfo(np.int64).min
+MICROSECONDS_PER_DAY = 86_400_000_000
+#: State columns holding times (converted to microseconds for the kernel).
+TIME_COLUMNS = ("first_order_at", "last_order_at", "first_seen_at", "last_seen_at", "engagement_at")
 
 
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """numerator / denominator, empty (NaN) where the denominator is 0 or missing."""
-    denominator = denominator.astype(float)
-    return numerator.astype(float) / denominator.where(denominator > 0)
+def microseconds(values: Any) -> np.ndarray:
+    """Datetimes (a Series, array or scalar) as int64 microseconds since the epoch; NaT becomes NAT."""
+    if isinstance(values, pd.Timestamp):
+        return np.datetime64(values.to_datetime64(), "us").astype(np.int64)
+    return np.asarray(pd.Series(values).to_numpy(dtype="datetime64[us]")).astype(np.int64)
+
+
+def _elapsed_days(as_of: int, times: np.ndarray) -> np.ndarray:
+    """Days from each time to `as_of`; NaN where there is no time."""
+    missing = times == NAT
+    return np.where(missing, np.nan, (as_of - np.where(missing, 0, times)) / MICROSECONDS_PER_DAY)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, empty (NaN) where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.full(len(numerator), np.nan), where=denominator > 0)
+
+
+def finalize_arrays(state: dict[str, Any], as_of: int, settings: FeatureSettings, signup: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The feature kernel: state arrays at `as_of` (microseconds) -> feature arrays, for 1 or many customers.
+
+    `state` maps state columns to arrays of one length: counts and sums as floats (0 where none),
+    times as int64 microseconds (NAT where none), `session_starts` as an object array of int64
+    microsecond arrays. `signup` (microseconds, NAT where unknown) makes signup count as activity.
+    Both the batch driver (`finalize`) and the streaming driver call this, so a feature means the
+    same thing in training and in serving.
+    """
+    count = state.get
+    n = len(state["last_seen_at"])
+    features: dict[str, np.ndarray] = {}
+    last_seen, first_seen = state["last_seen_at"], state["first_seen_at"]
+    if signup is not None:
+        # Signing up is activity too: a registered customer who never visited is as recent as their signup.
+        last_seen = np.maximum(last_seen, signup)
+        first_seen = np.where(signup == NAT, first_seen, signup)
+    features["recency_days"] = _elapsed_days(as_of, last_seen)
+    features["frequency"] = count("orders")
+    features["monetary"] = count("amount")
+    features["avg_order_value"] = _ratio(count("amount"), count("orders"))
+    features["days_since_last_purchase"] = _elapsed_days(as_of, state["last_order_at"])
+    features["tenure_days"] = _elapsed_days(as_of, first_seen)
+    if "discounted_orders" in state:
+        features["discount_share"] = _ratio(count("discounted_orders"), count("orders"))
+    if "sessions" in state:
+        starts = state["session_starts"]
+        for window in settings.session_windows_days:
+            since = as_of - window * MICROSECONDS_PER_DAY
+            features[f"sessions_{window}d"] = np.array(
+                [np.count_nonzero(times >= since) if times is not None else 0 for times in starts], dtype=float
+            )
+        features["sessions_total"] = count("sessions")
+        if "dwell_seconds" in state:
+            features["avg_session_duration"] = _ratio(count("dwell_seconds"), count("sessions"))
+        features["views_per_session"] = _ratio(count("views"), count("sessions"))
+        features["cart_adds"] = count("cart_adds")
+        features["cart_abandonment_rate"] = 1 - _ratio(count("cart_sessions_purchased"), count("cart_sessions"))
+        elapsed = np.nan_to_num(_elapsed_days(as_of, state["engagement_at"]))
+        features["engagement_score"] = count("engagement") * np.exp2(-elapsed / settings.half_life_days)
+        for device in KNOWN_DEVICES:
+            if f"sessions_{device}" in state:
+                features[f"share_{device}"] = _ratio(count(f"sessions_{device}"), count("sessions"))
+        view_columns = [c for c in state if c.startswith("views_")]
+        total_views = sum((count(c) for c in view_columns), np.zeros(n))
+        for column in view_columns:
+            features[f"affinity_{column.removeprefix('views_')}"] = _ratio(count(column), total_views)
+    return features
+
+
+def state_arrays(state: pd.DataFrame) -> dict[str, Any]:
+    """A state frame (from `customer_state`) in the kernel's form: floats, microsecond times, start arrays."""
+    arrays: dict[str, Any] = {}
+    for column in state.columns:
+        if column in TIME_COLUMNS:
+            arrays[column] = microseconds(state[column])
+        elif column == "session_starts":
+            arrays[column] = np.array([times if isinstance(times, np.ndarray) else None for times in state[column]] + [None],
+                                      dtype=object)[:-1]  # the extra None keeps numpy from stacking equal-length arrays
+        elif column.startswith("last_session_"):
+            continue  # bookkeeping for the streaming driver, not an input of any feature
+        else:
+            arrays[column] = state[column].to_numpy(dtype=float, na_value=np.nan)
+            arrays[column] = np.nan_to_num(arrays[column])
+    return arrays
 
 
 def finalize(state: pd.DataFrame, as_of: pd.Timestamp, settings: FeatureSettings, customers: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -244,48 +348,11 @@ def finalize(state: pd.DataFrame, as_of: pd.Timestamp, settings: FeatureSettings
     Counts are 0 for customers with no activity; rates and averages are empty (NaN) where they are
     undefined (e.g. average order value with no order): imputation decides what to do with those.
     """
-
-    def count(column: str) -> pd.Series:
-        """A count or sum from the state, 0 where the customer has none."""
-        return state[column].fillna(0).astype(float)
-
-    features = pd.DataFrame(index=state.index)
     signup = None
     if customers is not None and "signup_at" in customers.columns:
-        signup = customers.set_index("customer_id")["signup_at"].reindex(state.index)
-    first_seen = state["first_seen_at"]
-    # Signing up is activity too: a registered customer who never visited is as recent as their signup.
-    last_seen = state["last_seen_at"] if signup is None else pd.concat([state["last_seen_at"], signup], axis=1).max(axis=1)
-    features["recency_days"] = _days(as_of, last_seen)
-    features["frequency"] = count("orders")
-    features["monetary"] = count("amount")
-    features["avg_order_value"] = _ratio(count("amount"), count("orders"))
-    features["days_since_last_purchase"] = _days(as_of, state["last_order_at"])
-    features["tenure_days"] = _days(as_of, first_seen if signup is None else signup.fillna(first_seen))
-    if "discounted_orders" in state:
-        features["discount_share"] = _ratio(count("discounted_orders"), count("orders"))
-    if "sessions" in state:
-        starts = state["session_starts"]
-        for window in settings.session_windows_days:
-            since = as_of - window * DAY
-            features[f"sessions_{window}d"] = starts.map(
-                lambda times, since=since: sum(1 for t in times if t >= since) if isinstance(times, list) else 0
-            ).astype(float)
-        features["sessions_total"] = count("sessions")
-        if "dwell_seconds" in state:
-            features["avg_session_duration"] = _ratio(count("dwell_seconds"), count("sessions"))
-        features["views_per_session"] = _ratio(count("views"), count("sessions"))
-        features["cart_adds"] = count("cart_adds")
-        features["cart_abandonment_rate"] = 1 - _ratio(count("cart_sessions_purchased"), count("cart_sessions"))
-        elapsed = (as_of - state["engagement_at"]).dt.total_seconds() / 86_400
-        features["engagement_score"] = count("engagement") * np.exp2(-elapsed.fillna(0) / settings.half_life_days)
-        for device in KNOWN_DEVICES:
-            if f"sessions_{device}" in state:
-                features[f"share_{device}"] = _ratio(count(f"sessions_{device}"), count("sessions"))
-        view_columns = [c for c in state.columns if c.startswith("views_")]
-        total_views = sum((count(c) for c in view_columns), pd.Series(0.0, index=state.index))
-        for column in view_columns:
-            features[f"affinity_{column.removeprefix('views_')}"] = _ratio(count(column), total_views)
+        signup = microseconds(customers.set_index("customer_id")["signup_at"].reindex(state.index))
+    values = finalize_arrays(state_arrays(state), microseconds(pd.Timestamp(as_of)), settings, signup)
+    features = pd.DataFrame(values, index=state.index)
     if customers is not None:
         demographics = customers.set_index("customer_id").reindex(state.index)
         for column in DEMOGRAPHICS:
