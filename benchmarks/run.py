@@ -23,6 +23,7 @@ BENCHMARKS = {
     "segment_sweep": ("segment_sweep.py", [], []),
     "model_grid": ("model_grid.py", [], []),
     "model_scoring": ("model_scoring.py", ["--rows", "1000000"], ["--rows", "100000"]),
+    "replay_speed": ("replay_speed.py", [], []),
 }
 
 

@@ -26,11 +26,20 @@ def tiny_params() -> dict:
         k_range=[2, 6], n_init=5, silhouette_sample=None, stability_boot=3, stability_n_init=2,
         dbscan_min_samples=10, hdbscan_min_cluster_size=20, density_sample=300, tsne_sample=200,
     )
+    params["replay"].update(
+        window_minutes=240, micro_batch_events=500, sensitivity_strengths=[0.0, 0.5], sensitivity_days=7,
+        explain_sample=3, checkpoint_every_windows=30,
+    )
     params["model"].update(
         cv_folds=2, bootstrap=20, permutation_repeats=2, lime_customers=5, lime_seeds=2, lime_num_samples=200,
         grids={"logistic_regression": {"C": [0.1]}, "random_forest": {"n_estimators": [20], "max_depth": [4], "min_samples_leaf": [5]},
                "xgboost": {"n_estimators": [20], "max_depth": [2], "learning_rate": [0.1]}},
     )
+    params["robustness"]["fairness"].update(min_group_size=10, min_buyers=3, uplift_min_sessions=20, bootstrap=50)
+    params["robustness"]["retraining"].update(start="2025-02-01", end="2025-06-01", window_months=1)
+    params["robustness"]["explainability"].update(customers=4, seeds=2)
+    params["robustness"]["injection"].update(per_problem=3)
+    params["robustness"]["guard"].update(days=7, min_scorings=5)
     return params
 
 

@@ -39,6 +39,13 @@ def _rendered_text(executed: Path) -> str:
     return "\n".join(parts)
 
 
+def _upstream(root: Path, *names: str) -> None:
+    """Run the stages a notebook test needs, unless an earlier test already did (their metrics exist)."""
+    for name in names:
+        if not (root / "metrics" / f"{name}.json").exists():
+            stages.execute(name, root)
+
+
 @pytest.fixture(scope="module")
 def prepped_root(tiny_root, tmp_path_factory) -> Path:
     """A tiny project after the prep notebook ran (shared by the prep and segment tests)."""
@@ -154,3 +161,65 @@ def test_model_notebook_on_orders_alone_has_no_oracle(orders_only_root):
     text = _rendered_text(stages.execute("model", orders_only_root))
     assert "there is no true probability, so no oracle AUC" in text
     assert read_json(orders_only_root / "metrics" / "model.json")["oracle"] is None
+
+
+def test_replay_notebook_balances_its_books_and_measures_the_test(prepped_root):
+    root = prepped_root
+    _upstream(root, "segment", "model")
+    executed = stages.execute("replay", root)
+
+    text = _rendered_text(executed)
+    assert "This is a simulation." in text and "features identical" in text
+    metrics = read_json(root / "metrics" / "replay.json")
+    books = metrics["books"]
+    assert books["balanced"] and books["received"] == books["applied"] + books["duplicates"] + books["late"] + books["malformed"]
+    assert books["duplicates"] > 0
+    assert metrics["parity"]["identical"] >= metrics["parity"]["features"] - 1  # engagement may differ in the last bits
+    ab = metrics["ab_test"]["conversion"]
+    assert ab["ci_low"] <= ab["relative_uplift"] <= ab["ci_high"]
+    assert {row["strength"] for row in metrics["sensitivity"]} == {0.0, 0.5}
+    decisions = pd.read_parquet(root / "data" / "replay" / "decisions.parquet")
+    assert len(decisions) == metrics["decisions"]["total"] and decisions["session_id"].is_unique
+    assert set(decisions["reason"]) <= {"personalized", "control", "cold_start", "missing_features", "model_unavailable"}
+    assert (root / "data" / "replay" / "checkpoint" / "profiles.sqlite").exists()
+
+
+def test_replay_notebook_on_orders_alone_runs_open_loop(orders_only_root):
+    root = orders_only_root
+    _upstream(root, "segment", "model")
+    text = _rendered_text(stages.execute("replay", root))
+    assert "the replay is **open loop**" in text
+    metrics = read_json(root / "metrics" / "replay.json")
+    assert metrics["closed_loop"] is False and metrics["ab_test"] is None and metrics["books"]["balanced"]
+
+
+def test_robustness_notebook_checks_fairness_bad_data_retraining_and_rollback(prepped_root):
+    root = prepped_root
+    _upstream(root, "segment", "model", "replay")
+    text = _rendered_text(stages.execute("robustness", root))
+    assert "Is the model fair across groups?" in text and "## Try this" in text
+    metrics = read_json(root / "metrics" / "robustness.json")
+    checks = metrics["data_checks"]
+    assert checks["injected_rows"] > 0 and checks["missed"] == 0 and checks["false_alarms"] == 0
+    assert checks["schema_stopped"] == checks["schema_scenarios"] == 2 and checks["stream_balanced"] is True
+    assert set(metrics["retraining"]["policies"]) == {"never", "monthly", "drift"}
+    assert metrics["retraining"]["policies"]["never"]["fits"] == 1
+    drill = metrics["rollback"]["shuffled_labels"]
+    assert drill["bad_version"] != drill["original_version"]
+    if drill["detected_day"]:  # a rollback returns to the original champion, scoring bit for bit as before
+        assert drill["rolled_back_to"] == drill["original_version"] and drill["restored_scores_identical"] is True
+    explanations = metrics["explanations"]
+    if "skipped" not in explanations:  # an xgboost champion: every explanation got a verdict
+        assert sum(explanations["verdict_shares"].values()) == pytest.approx(1.0)
+    # The drill works on a copy: the project's registry still has its champion.
+    assert read_json(root / "models" / "registry" / "aliases.json")["champion"]["current"] == metrics["champion"]
+
+
+def test_robustness_notebook_on_orders_alone_says_what_it_skips(orders_only_root):
+    root = orders_only_root
+    _upstream(root, "segment", "model", "replay")
+    text = _rendered_text(stages.execute("robustness", root))
+    assert "nothing to check" in text and "the drill's daily visitors come from the events table" in text
+    metrics = read_json(root / "metrics" / "robustness.json")
+    assert metrics["fairness"]["flagged"] == [] and metrics["rollback"] == {}
+    assert metrics["data_checks"]["missed"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -55,37 +56,76 @@ def _stages_run(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-def test_dvc_repro_builds_the_pipeline_and_reruns_only_what_changed(tmp_path):
+ALL_STAGES = {"simulate", "validate", "prep", "segment", "model", "replay", "robustness", "index"}
+REPORTS = ("01_data_prep", "02_segmentation", "03_propensity_model", "04_realtime_replay", "05_robustness")
+
+
+def _metrics(root: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((root / "metrics").glob("*.json"))}
+
+
+def _descendants(root: Path) -> dict[str, set[str]]:
+    """Each stage's downstream stages, from the edges `dvc dag --dot` draws."""
+    edges = [line.replace('"', "").replace(";", "").split("->") for line in _run(["dvc", "dag", "--dot"], root).stdout.splitlines()
+             if "->" in line]
+    children: dict[str, set[str]] = {}
+    for parent, child in edges:
+        children.setdefault(parent.strip(), set()).add(child.strip())
+    def below(stage: str) -> set[str]:  # noqa: E306
+        return set().union(*({child} | below(child) for child in children.get(stage, set())))
+    return {stage: below(stage) for stage in ALL_STAGES}
+
+
+def test_dvc_repro_builds_the_pipeline_reruns_only_what_changed_and_repeats_its_metrics(tmp_path):
     root = fresh_copy(tmp_path / "atelier")
     params = tiny_params()
     write_params(params, root)
 
     first = _run(["dvc", "repro"], root)
-    assert _stages_run(first.stdout) == {"simulate", "validate", "prep", "segment", "model"}
+    assert _stages_run(first.stdout) == ALL_STAGES
     simulated = read_json(root / "metrics" / "simulate.json")
     assert simulated["customers"] == 400 and simulated["events"] > 0
     assert read_json(root / "metrics" / "validate.json")["tables"]["orders"]["rows_quarantined"] == 0
     assert sorted(read_json(root / "metrics" / "prep.json")["cutoffs"]) == params["timeline"]["cutoffs"]
-    assert (root / "reports" / "01_data_prep.html").stat().st_size > 10_000
+    assert read_json(root / "metrics" / "replay.json")["books"]["balanced"] is True
+    assert read_json(root / "metrics" / "robustness.json")["data_checks"]["missed"] == 0
+    index = (root / "reports" / "index.html").read_text(encoding="utf-8")
+    for report in REPORTS:
+        assert (root / "reports" / f"{report}.html").stat().st_size > 10_000
+        assert (root / "reports" / f"{report}.story.html").stat().st_size > 10_000
+        assert f'href="{report}.html"' in index and f'href="{report}.story.html"' in index
+    metrics = _metrics(root)
 
     second = _run(["dvc", "repro"], root)
     assert _stages_run(second.stdout) == set()
     assert "Data and pipelines are up to date" in second.stdout
 
-    params["segmentation"]["k"] = 4
-    write_params(params, root)
-    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"segment", "model"}  # model carries segments forward
-    assert read_json(root / "metrics" / "segment.json")["k"] == 4
+    # Determinism: everything rebuilt from scratch gives byte-identical metrics.
+    forced = _run(["dvc", "repro", "--force"], root)
+    assert _stages_run(forced.stdout) == ALL_STAGES
+    assert _metrics(root) == metrics, "dvc repro --force changed a metrics file: something is not seeded"
 
-    params["model"]["promotion_min_delta"] = 0.5  # no challenger can beat the first model by that much
+    # Which stages a parameter change touches: `--dry` lists the stages whose own params changed
+    # (nothing upstream); DVC then reruns those and, as their outputs change, what lies below them.
+    downstream = _descendants(root)
+    assert downstream["segment"] == {"model", "replay", "robustness", "index"}
+    assert downstream["simulate"] == ALL_STAGES - {"simulate"}
+    expectations = [
+        (("segmentation", "k"), 4, {"segment"}),
+        (("model", "promotion_min_delta"), 0.5, {"model", "replay", "robustness"}),
+        (("replay", "response_strength"), 0.0, {"replay"}),
+        (("prep", "half_life_days"), 7, {"prep", "replay", "robustness"}),
+        (("robustness", "fairness", "target_share"), 0.3, {"robustness"}),
+    ]
+    for keys, value, stages in expectations:
+        changed = copy.deepcopy(params)
+        section = changed
+        for key in keys[:-1]:
+            section = section[key]
+        section[keys[-1]] = value
+        write_params(changed, root)
+        assert _stages_run(_run(["dvc", "repro", "--dry"], root).stdout) == stages, ".".join(keys)
     write_params(params, root)
-    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"model"}
-    promotions = read_json(root / "metrics" / "model.json")["promotions"]
-    assert [p["promoted"] for p in promotions] == [True, False, False]
-
-    params["prep"]["half_life_days"] = 7  # engagement changes, so the segments downstream rerun too
-    write_params(params, root)
-    assert _stages_run(_run(["dvc", "repro"], root).stdout) == {"prep", "segment", "model"}
 
 
 def _orders_csv(path: Path) -> None:
@@ -131,6 +171,11 @@ def test_orders_only_csv_runs_end_to_end(tmp_path):
     segments = read_json(root / "metrics" / "segment.json")
     assert segments["truth"] is None and sum(segments["sizes"].values()) == prep["cutoffs"][max(prep["cutoffs"])]["customers"]
     assert read_json(root / "metrics" / "model.json")["oracle"] is None
+    replay = read_json(root / "metrics" / "replay.json")
+    assert replay["closed_loop"] is False and replay["ab_test"] is None and replay["books"]["balanced"] is True
+    robust = read_json(root / "metrics" / "robustness.json")
+    assert robust["fairness"]["flagged"] == [] and robust["rollback"] == {} and robust["data_checks"]["missed"] == 0
+    assert "not built yet" not in (root / "reports" / "index.html").read_text(encoding="utf-8")
 
 
 def test_bad_input_stops_with_a_clear_message_and_no_traceback(tmp_path):

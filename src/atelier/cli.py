@@ -21,7 +21,8 @@ for _variable in THREAD_VARIABLES:
 def main(argv: list[str] | None = None) -> int:
     """Run the stage named on the command line; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m atelier", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["simulate", "validate", *NOTEBOOK_STAGES], help="the stage to run")
+    parser.add_argument("stage", choices=["simulate", "validate", *NOTEBOOK_STAGES, "index"],
+                        help="the stage to run ('index' writes reports/index.html)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
 
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
             from atelier import validate
 
             validate.run(load_params(root / "params.yaml"), root)
+        elif arguments.stage == "index":
+            from atelier import report_index
+
+            index = report_index.build_index(root)
+            logging.getLogger("atelier.index").info("wrote %s", index)
         else:
             from atelier import stages
 

@@ -23,6 +23,17 @@ import pandas as pd
 from atelier.contract import KNOWN_DEVICES
 
 DAY = pd.Timedelta(days=1)
+#: A session that started less than this many days before a cutoff may still be open at it.
+OPEN_SESSION_DAYS = 1
+#: Sums are kept in integer units (amounts in cents, dwell in milliseconds): integer sums are exact, so a
+#: statistic does not depend on the order in which the batch and the streaming driver add records up.
+AMOUNT_SCALE = 100
+DWELL_SCALE = 1000
+
+
+def integer_units(values: pd.Series, scale: int) -> np.ndarray:
+    """Values in integer units of 1/scale (missing as 0): what sums are accumulated in."""
+    return np.rint(values.fillna(0).to_numpy(dtype=float) * scale).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -144,12 +155,14 @@ def sessions_table(events: pd.DataFrame) -> pd.DataFrame:
         "has_purchase": ("purchase", "any"),
     }
     if "dwell_seconds" in events.columns:
-        frame["dwell_seconds"] = events["dwell_seconds"].fillna(0).to_numpy(dtype=float)
-        aggregations["dwell_seconds"] = ("dwell_seconds", "sum")
+        frame["dwell_ms"] = integer_units(events["dwell_seconds"], DWELL_SCALE)
+        aggregations["dwell_ms"] = ("dwell_ms", "sum")
     if "device" in events.columns:
         frame["device"] = events["device"].to_numpy()
     ordered = frame.sort_values(["ts"], kind="stable")
     sessions = ordered.groupby("session_id", sort=True).agg(**aggregations)
+    if "dwell_ms" in sessions.columns:
+        sessions["dwell_seconds"] = sessions["dwell_ms"] / DWELL_SCALE
     if "device" in frame.columns:
         sessions["device"] = ordered.groupby("session_id", sort=True)["device"].first().astype("string")
     return sessions.reset_index()
@@ -175,15 +188,17 @@ def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, setting
     last_seen_at, and with events: sessions, views, cart_adds, cart_sessions,
     cart_sessions_purchased, dwell_seconds, engagement, engagement_at, session_starts (an int64
     array of session start times, in microseconds, within the longest window), sessions_<device>,
-    views_<category>, and last_session_* (the latest session's id, start, cart and purchase flags
-    and device: what a streaming driver needs to continue a session that spans the cutoff).
+    views_<category>, and open_session_* (per customer, arrays of the id, start, cart and purchase
+    flags and device of every session started within OPEN_SESSION_DAYS before `as_of`: what a
+    streaming driver needs to continue sessions that span the cutoff).
     """
     orders = tables["orders"]
     grouped = orders.groupby("customer_id")
     state = pd.DataFrame(
         {
             "orders": grouped.size(),
-            "amount": grouped["amount"].sum(),
+            "amount": pd.Series(integer_units(orders["amount"], AMOUNT_SCALE), index=orders.index)
+            .groupby(orders["customer_id"]).sum() / AMOUNT_SCALE,
             "first_order_at": grouped["ordered_at"].min(),
             "last_order_at": grouped["ordered_at"].max(),
         }
@@ -212,7 +227,7 @@ def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, setting
             how="outer",
         )
         if "dwell_seconds" in sessions.columns:
-            state["dwell_seconds"] = by_customer["dwell_seconds"].sum()
+            state["dwell_seconds"] = by_customer["dwell_ms"].sum() / DWELL_SCALE
         if "device" in sessions.columns:
             device_counts = sessions.groupby(["customer_id", "device"]).size().unstack(fill_value=0)
             for device in KNOWN_DEVICES:
@@ -220,13 +235,15 @@ def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, setting
         horizon = as_of - max(settings.session_windows_days) * DAY
         recent = sessions[sessions["start"] >= horizon].sort_values("start", kind="stable")
         state["session_starts"] = _grouped_arrays(recent["customer_id"].to_numpy(), microseconds(recent["start"]))
-        last = sessions.sort_values(["start", "session_id"], kind="stable").groupby("customer_id").last()
-        state["last_session_id"] = last["session_id"]
-        state["last_session_start"] = last["start"]
-        state["last_session_cart"] = last["cart_adds"] > 0
-        state["last_session_purchase"] = last["has_purchase"]
-        if "device" in last:
-            state["last_session_device"] = last["device"]
+        # Sessions that may still be open at the cutoff, so a streaming driver can continue them.
+        open_sessions = sessions[sessions["start"] >= as_of - OPEN_SESSION_DAYS * DAY].sort_values(["start", "session_id"], kind="stable")
+        owners = open_sessions["customer_id"].to_numpy()
+        state["open_session_ids"] = _grouped_arrays(owners, open_sessions["session_id"].to_numpy())
+        state["open_session_starts"] = _grouped_arrays(owners, microseconds(open_sessions["start"]))
+        state["open_session_cart"] = _grouped_arrays(owners, (open_sessions["cart_adds"] > 0).to_numpy())
+        state["open_session_purchase"] = _grouped_arrays(owners, open_sessions["has_purchase"].to_numpy(dtype=bool))
+        if "device" in open_sessions:
+            state["open_session_device"] = _grouped_arrays(owners, open_sessions["device"].to_numpy(dtype=object))
         weights = events["event_type"].map(settings.engagement_weights).astype(float).fillna(0.0).to_numpy()
         age_days = (as_of - events["ts"]).dt.total_seconds().to_numpy() / 86_400
         decayed = weights * np.exp2(-age_days / settings.half_life_days)
@@ -302,11 +319,12 @@ def finalize_arrays(state: dict[str, Any], as_of: int, settings: FeatureSettings
         features["discount_share"] = _ratio(count("discounted_orders"), count("orders"))
     if "sessions" in state:
         starts = state["session_starts"]
+        lengths = np.fromiter((0 if times is None else len(times) for times in starts), dtype=np.int64, count=n)
+        flat = np.concatenate([times for times in starts if times is not None and len(times)] or [np.empty(0, np.int64)])
+        owner = np.repeat(np.arange(n), lengths)
         for window in settings.session_windows_days:
             since = as_of - window * MICROSECONDS_PER_DAY
-            features[f"sessions_{window}d"] = np.array(
-                [np.count_nonzero(times >= since) if times is not None else 0 for times in starts], dtype=float
-            )
+            features[f"sessions_{window}d"] = np.bincount(owner[flat >= since], minlength=n).astype(float)
         features["sessions_total"] = count("sessions")
         if "dwell_seconds" in state:
             features["avg_session_duration"] = _ratio(count("dwell_seconds"), count("sessions"))
@@ -334,7 +352,7 @@ def state_arrays(state: pd.DataFrame) -> dict[str, Any]:
         elif column == "session_starts":
             arrays[column] = np.array([times if isinstance(times, np.ndarray) else None for times in state[column]] + [None],
                                       dtype=object)[:-1]  # the extra None keeps numpy from stacking equal-length arrays
-        elif column.startswith("last_session_"):
+        elif column.startswith("open_session_"):
             continue  # bookkeeping for the streaming driver, not an input of any feature
         else:
             arrays[column] = state[column].to_numpy(dtype=float, na_value=np.nan)

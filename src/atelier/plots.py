@@ -274,3 +274,116 @@ def explanation(frame: pd.DataFrame, title: str) -> Figure:
     ax.tick_params(labelsize=8)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Real-time replay
+# ------------------------------------------------------------------------------------------------
+def uplift_sensitivity(sweep: pd.DataFrame, chosen: float) -> Figure:
+    """Relative conversion uplift (with its interval) against the assumed response strength."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.fill_between(sweep["strength"], sweep["ci_low"], sweep["ci_high"], color="#9aa9c4", alpha=0.5, label="95 % interval")
+    ax.plot(sweep["strength"], sweep["relative_uplift"], marker="o", color="#2a4d8f", label="relative uplift")
+    ax.axhline(0, color="#666666", lw=0.8)
+    ax.axhline(0.15, color="#c44e52", ls="--", lw=1, label="case study: +15 %")
+    ax.axvline(chosen, color="#8c8c8c", ls=":", lw=1)
+    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1))
+    ax.set_xlabel("assumed response strength")
+    ax.set_ylabel("conversion uplift")
+    ax.legend(fontsize=8)
+    ax.set_title("Simulated uplift against the assumed effect")
+    fig.tight_layout()
+    return fig
+
+
+def latency(rows: pd.DataFrame) -> Figure:
+    """Histograms (log scale) of micro-batch processing time and per-event decision latency."""
+    kinds = list(dict.fromkeys(rows["kind"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        values = rows.loc[rows["kind"] == kind, "milliseconds"].to_numpy()
+        bins = np.logspace(np.log10(max(values.min(), 1e-3)), np.log10(values.max() + 1e-9), 40)
+        ax.hist(values, bins=bins, color="#4c72b0")
+        ax.set_xscale("log")
+        p99 = np.percentile(values, 99)
+        ax.axvline(p99, color="#c44e52", ls="--", lw=1, label=f"p99 {p99:.2f} ms")
+        ax.set_title(kind.replace("_", " "))
+        ax.set_xlabel("milliseconds")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def drift(table: pd.DataFrame, threshold: float, trigger=None) -> Figure:
+    """PSI per day for each monitored column, with the alert threshold and the day the drift rule fired."""
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+    for column in table.columns:
+        ax.plot(table.index, table[column], marker=".", label=column)
+    ax.axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"threshold {threshold:g}")
+    if trigger is not None:
+        ax.axvline(trigger, color="#c44e52", lw=1.5)
+        ax.annotate("retraining triggered", (trigger, ax.get_ylim()[1]), color="#c44e52", ha="left", va="top", fontsize=8)
+    for year in sorted({pd.Timestamp(d).year for d in table.index}):
+        friday = black_friday(year)
+        if pd.Timestamp(table.index.min()) <= friday <= pd.Timestamp(table.index.max()):
+            ax.axvspan(friday - pd.Timedelta(days=3), friday + pd.Timedelta(days=4), color="#dd8452", alpha=0.15, label="Black Friday week")
+    ax.set_ylabel("PSI vs training")
+    ax.legend(fontsize=8, ncol=3)
+    ax.set_title("Drift of scored profiles against the champion's training data")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def group_rates(table: pd.DataFrame, metric: str, title: str, reference: float | None = None) -> Figure:
+    """One panel per attribute: `metric` per group (a fairness.subgroup_metrics table), overall as a dashed line."""
+    attributes = list(dict.fromkeys(table["attribute"]))
+    fig, axes = plt.subplots(1, len(attributes), figsize=(3.2 * len(attributes), 3), sharey=True, squeeze=False)
+    for ax, attribute in zip(axes[0], attributes):
+        rows = table[(table["attribute"] == attribute) & (table["group"] != "(all)")]
+        ax.bar(rows["group"].astype(str), rows[metric], color="#4c72b0")
+        overall = table.loc[(table["attribute"] == attribute) & (table["group"] == "(all)"), metric]
+        if len(overall):
+            ax.axhline(float(overall.iloc[0]), color="#c44e52", ls="--", lw=1, label="all customers")
+        if reference is not None:
+            ax.axhline(reference, color="#55a868", ls=":", lw=1)
+        ax.set_title(attribute)
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    axes[0, 0].set_ylabel(metric.replace("_", " "))
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def retraining_auc(table: pd.DataFrame) -> Figure:
+    """Out-of-time AUC per cutoff for each retraining policy; filled markers where the policy retrained."""
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    for policy, rows in table.groupby("policy", sort=False):
+        line, = ax.plot(rows["cutoff"], rows["auc"], marker="o", mfc="none", label=policy)
+        fits = rows[rows["retrained"]]
+        ax.plot(fits["cutoff"], fits["auc"], "o", color=line.get_color())
+    ax.set_ylabel("out-of-time ROC AUC")
+    ax.set_title("What retraining buys: AUC of the model in use at each monthly cutoff (filled = retrained then)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def rollback_timeline(timeline: pd.DataFrame, threshold: float, title: str) -> Figure:
+    """Daily score PSI of whatever was champion, the alert threshold, and the day of the rollback."""
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.plot(timeline["day"], timeline["score_psi"], marker="o", color="#4c72b0", label="score PSI of the day")
+    ax.axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"alert threshold {threshold:g}")
+    for day, action in zip(timeline["day"], timeline["action"]):
+        if action:
+            ax.axvline(day, color="#55a868", lw=1.5)
+            ax.annotate(action, (day, ax.get_ylim()[1]), color="#55a868", ha="left", va="top", fontsize=8)
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylabel("PSI vs reference")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig

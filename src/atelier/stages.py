@@ -25,6 +25,8 @@ NOTEBOOK_STAGES: dict[str, str] = {
     "prep": "01_data_prep",
     "segment": "02_segmentation",
     "model": "03_propensity_model",
+    "replay": "04_realtime_replay",
+    "robustness": "05_robustness",
 }
 NOTEBOOK_DIR = Path("notebooks")
 REPORT_DIR = Path("reports")
@@ -94,13 +96,19 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
 
 
 def render_html(executed: Path) -> Path:
-    """Render an executed notebook to HTML beside it (nbconvert's lab template)."""
+    """Render an executed notebook to HTML beside it (nbconvert's lab template), and its code-hidden
+    story version `<name>.story.html`; return the full HTML. Both depend only on the notebook."""
     from nbconvert import HTMLExporter
 
+    from atelier.report_index import render_story  # imported here: report_index imports this module
+
+    executed = Path(executed)
     notebook = nbformat.read(executed, as_version=4)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
+    resources = {"metadata": {"name": executed.stem}}  # the page title; nbconvert's default is "Notebook"
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook, resources=resources)
     html = executed.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    html.write_text(body, encoding="utf-8", newline="\n")
+    render_story(executed, notebook)
     return html
 
 

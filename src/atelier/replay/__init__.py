@@ -1,0 +1,1 @@
+"""The real-time phase: a simulated live replay that scores, personalizes and explains."""

@@ -1,0 +1,309 @@
+"""The closed loop: visits arrive, the shop decides, the visit plays out, its events stream back.
+
+For each window of `window_minutes`: the visits starting in it are decided on the live profiles as
+the stream processor has them at the window's start (scored by the champion, personalized by the
+policy, or the default experience for control customers and fallbacks); the world then simulates
+those visits given what they were shown; their events and orders go through the network (delays,
+late records, duplicates, corruption) and the records that have arrived by the window's end are
+processed. Every `checkpoint_every_windows` the whole loop is saved, and a loop restored from a
+checkpoint finishes in exactly the state and with exactly the decisions of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from atelier.features import FeatureSettings
+from atelier.io import read_parquet, write_parquet
+from atelier.replay.abtest import assign_arm
+from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
+from atelier.replay.policy import (
+    Assortment,
+    PolicySettings,
+    choose,
+    decide,
+    default_experience,
+    favourite_categories,
+    shown_shares,
+)
+from atelier.replay.scoring import Scorer
+from atelier.replay.state import StreamingState
+from atelier.replay.world import STREAM_REPLAY, NoiseSettings, ReplayWorld, arrivals
+from atelier.simulate.world import stream
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """The real-time phase's tunables (params.yaml `replay`, plus the seed)."""
+
+    window_minutes: float
+    micro_batch_events: int
+    engine: EngineSettings
+    noise: NoiseSettings
+    treatment_share: float
+    response_strength: float
+    sensitivity_strengths: tuple[float, ...]
+    sensitivity_days: int
+    policy: PolicySettings
+    explain_sample: int
+    checkpoint_every_windows: int
+    drift: dict[str, Any]
+    seed: int
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any], seed: int) -> ReplaySettings:
+        engine = EngineSettings(float(section["watermark_delay_seconds"]), float(section["allowed_lateness_seconds"]))
+        return cls(
+            window_minutes=float(section["window_minutes"]),
+            micro_batch_events=int(section["micro_batch_events"]),
+            engine=engine,
+            noise=NoiseSettings(
+                network_delay_seconds=float(section["network_delay_seconds"]), late_share=float(section["late_share"]),
+                duplicate_share=float(section["duplicate_share"]), malformed_share=float(section["malformed_share"]),
+                lateness_seconds=engine.watermark_delay_seconds + engine.allowed_lateness_seconds),
+            treatment_share=float(section["treatment_share"]),
+            response_strength=float(section["response_strength"]),
+            sensitivity_strengths=tuple(float(s) for s in section["sensitivity_strengths"]),
+            sensitivity_days=int(section["sensitivity_days"]),
+            policy=PolicySettings.from_params(section["policy"]),
+            explain_sample=int(section["explain_sample"]),
+            checkpoint_every_windows=int(section["checkpoint_every_windows"]),
+            drift=dict(section["drift"]),
+            seed=int(seed),
+        )
+
+
+@dataclass
+class Personalizer:
+    """Decides what a visit sees: live profile -> champion score -> policy (or the default, with the reason)."""
+
+    state: StreamingState
+    scorer: Scorer | None
+    segments: dict[Any, str]
+    assortment: Assortment
+    policy: PolicySettings
+    seed: int
+    treatment_share: float
+    last_profiles: pd.DataFrame | None = None  # the profiles behind the latest decisions (for monitoring)
+
+    def arms(self, customers: np.ndarray) -> np.ndarray:
+        return assign_arm(customers, self.seed, self.treatment_share)
+
+    def profiles(self, customers: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Live feature profiles of `customers` (one row per entry, repeats allowed)."""
+        unique = pd.unique(customers)
+        return self.state.features(unique, as_of).reindex(customers)
+
+    def score(self, profiles: pd.DataFrame) -> np.ndarray | None:
+        """Champion scores; None if there is no model, NaN rows if the profile lacks a feature the model needs."""
+        if self.scorer is None:
+            return None
+        if any(f not in profiles for f in self.scorer.features):
+            return np.full(len(profiles), np.nan)
+        return self.scorer.score_frame(profiles)
+
+    def decide(self, visits: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Decisions for visits (customer_id, session_id, ts), on profiles as of `as_of`."""
+        customers = visits["customer_id"].to_numpy()
+        profiles = self.profiles(customers, as_of)
+        known = np.fromiter((self.state.known(c) for c in customers), dtype=bool, count=len(customers))
+        segments = np.array([self.segments.get(c, "unsegmented") for c in customers], dtype=object)
+        decisions = decide(profiles.reset_index(drop=True), arm=self.arms(customers), propensity=self.score(profiles),
+                           segments=segments, known=known, assortment=self.assortment, settings=self.policy)
+        self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
+        decisions.insert(0, "decided_at", as_of)
+        decisions.insert(0, "ts", visits["ts"].to_numpy())
+        decisions.insert(0, "customer_id", customers)
+        decisions.insert(0, "session_id", visits["session_id"].to_numpy())
+        return decisions
+
+    def decide_one(self, customer_id: Any, session_id: Any, ts_us: int) -> dict[str, Any]:
+        """The per-event fast path: one visit, profile as of its first event, no pandas on the way."""
+        arm = self.arms(np.array([customer_id]))[0]
+        affinity_columns = [f"affinity_{c}" for c in self.assortment.categories]
+        model_columns = self.scorer.numeric if self.scorer is not None and self.scorer.numeric == self.scorer.features else []
+        try:
+            vector = self.state.feature_vector(customer_id, ts_us, model_columns + affinity_columns)
+            scorable = self.scorer is not None and bool(model_columns)
+        except KeyError:  # the profile lacks a feature the model needs: score nothing, decide the rest
+            vector, scorable = self.state.feature_vector(customer_id, ts_us, affinity_columns), False
+            model_columns = []
+        if vector is None:
+            first = second = None
+            propensity: float | None = np.nan if self.scorer is not None else None
+        else:
+            k = len(model_columns)
+            first, second = favourite_categories(vector[k:][None, :], np.array(self.assortment.categories, dtype=object))
+            first, second = first[0], second[0]
+            if self.scorer is None:
+                propensity = None
+            elif scorable:
+                propensity = self.scorer.score_vector(vector[:k])
+            else:  # a model that needs demographics (or features the profile lacks): the pipeline, or give up
+                profile = self.state.features([customer_id], pd.Timestamp(ts_us, unit="us"))
+                propensity = float(self.score(profile)[0])
+        return {"session_id": session_id, "customer_id": customer_id, "arm": arm,
+                **choose(arm=arm, known=vector is not None, favourite=first, runner_up=second, propensity=propensity,
+                         segment=self.segments.get(customer_id, "unsegmented"), assortment=self.assortment, settings=self.policy)}
+
+
+@dataclass
+class ClosedLoop:
+    """The replay of the period after the cutoff, window by window (see the module docstring)."""
+
+    world: ReplayWorld
+    personalizer: Personalizer
+    processor: StreamProcessor
+    settings: ReplaySettings
+    strength: float
+    window: int = 0
+    pending: pd.DataFrame = field(default_factory=pd.DataFrame)
+    outputs: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    decision_seconds: list[float] = field(default_factory=list)
+    batch_seconds: list[float] = field(default_factory=list)
+    on_decisions: Callable[[pd.DataFrame], None] | None = None  # subscribe to the stream of decisions
+
+    def windows(self) -> pd.DatetimeIndex:
+        """Window starts from the replay start to the end of the simulated period."""
+        return pd.date_range(self.world.start, self.world.end(), freq=pd.Timedelta(minutes=self.settings.window_minutes),
+                             inclusive="left")
+
+    def _keep(self, kind: str, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.outputs.setdefault(kind, []).append(frame)
+
+    def step(self, begin: pd.Timestamp, end: pd.Timestamp) -> None:
+        """One window: decide its visits, play them, deliver the records that have arrived by `end`, process them."""
+        positions = self.world.visits_between(begin, end)
+        if len(positions):
+            began = time.perf_counter()
+            decisions = self.personalizer.decide(self.world.visit_table(positions), begin)
+            self.decision_seconds.append((time.perf_counter() - began) / len(positions))
+            categories = self.world.categories
+            shown = shown_shares(decisions, self.personalizer.assortment, categories)
+            default = shown_shares(pd.DataFrame([default_experience(self.personalizer.assortment, self.settings.policy)]),
+                                   self.personalizer.assortment, categories)
+            outcome = self.world.play(positions, shown, np.repeat(default, len(positions), axis=0), self.strength, self.window)
+            visits = outcome.sessions.merge(outcome.orders[["session_id", "amount"]], on="session_id", how="left")
+            visits = visits.assign(revenue=visits["amount"].fillna(0.0), arm=decisions["arm"].to_numpy(),
+                                   experience=decisions["experience"].to_numpy()).drop(columns="amount")
+            self._keep("decisions", decisions)
+            self._keep("profiles", self.personalizer.last_profiles)
+            self._keep("visits", visits)
+            self._keep("events", outcome.events)
+            self._keep("orders", outcome.orders)
+            if self.on_decisions is not None:
+                self.on_decisions(decisions)
+            records = to_records(outcome.events, outcome.orders)
+            delivered = arrivals(records, self.settings.noise, stream(self.settings.seed, STREAM_REPLAY, 2, self.window))
+            self.pending = pd.concat([self.pending, delivered], ignore_index=True) if len(self.pending) else delivered
+        if len(self.pending):
+            due = (self.pending["arrival"] < end).to_numpy()
+            if due.any():
+                batch = self.pending[due].sort_values("arrival", kind="stable")
+                self.pending = self.pending[~due].reset_index(drop=True)
+                result = self.processor.process(batch)
+                self.batch_seconds.append(result.seconds)
+                self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
+        self.window += 1
+
+    def run(self, *, until: int | None = None, checkpoint_dir: Path | None = None, progress: bool = True) -> ClosedLoop:
+        """Run the remaining windows (up to window `until`, else to the end and flush), checkpointing regularly."""
+        starts = self.windows()
+        stop = len(starts) if until is None else min(until, len(starts))
+        step = pd.Timedelta(minutes=self.settings.window_minutes)
+        for index in tqdm(range(self.window, stop), desc=f"replay (strength {self.strength:g})", disable=not progress,
+                          mininterval=2.0):
+            self.step(starts[index], starts[index] + step)
+            if checkpoint_dir is not None and self.window % self.settings.checkpoint_every_windows == 0:
+                self.checkpoint(checkpoint_dir)
+        if until is None:
+            self.flush()
+        if checkpoint_dir is not None:
+            self.checkpoint(checkpoint_dir)
+        return self
+
+    def flush(self) -> None:
+        """Process every record still in flight (the end of the replay)."""
+        if len(self.pending):
+            result = self.processor.process(self.pending.sort_values("arrival", kind="stable"))
+            self.pending = self.pending.iloc[0:0]
+            self.batch_seconds.append(result.seconds)
+            self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
+
+    def frames(self, kind: str) -> pd.DataFrame:
+        parts = self.outputs.get(kind, [])
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    # ------------------------------------------------------------------------------------------
+    # Durability
+    # ------------------------------------------------------------------------------------------
+    def checkpoint(self, folder: Path) -> None:
+        """Save everything needed to continue: profiles, processor, records in flight, outputs so far, position."""
+        folder = Path(folder)
+        staging = folder.with_name(folder.name + ".writing")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self.personalizer.state.checkpoint(staging / "profiles.sqlite")
+        self.processor.checkpoint(staging / "processor.sqlite")
+        frames = {"pending": self.pending, **{kind: self.frames(kind) for kind in self.outputs}}
+        for name, frame in frames.items():
+            _write_frame(frame, staging / f"{name}.parquet")
+        position = {"window": self.window, "kinds": sorted(self.outputs),
+                    "columns": {name: [str(c) for c in frame.columns] for name, frame in frames.items()}}
+        (staging / "loop.json").write_text(json.dumps(position), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+
+    def restore(self, folder: Path, feature_settings: FeatureSettings, products: pd.DataFrame | None,
+                customers: pd.DataFrame | None) -> ClosedLoop:
+        """Continue from a checkpoint written by `checkpoint` (this loop's state is replaced)."""
+        folder = Path(folder)
+        position = json.loads((folder / "loop.json").read_text(encoding="utf-8"))
+        state = StreamingState.restore(folder / "profiles.sqlite", feature_settings, products=products, customers=customers)
+        self.personalizer.state = state
+        self.processor.state = state
+        self.processor.restore(folder / "processor.sqlite")
+        columns = position["columns"]
+        self.pending = _read_frame(folder / "pending.parquet")[columns["pending"]]
+        self.outputs = {kind: [_read_frame(folder / f"{kind}.parquet")[columns[kind]]] for kind in position["kinds"]}
+        self.window = int(position["window"])
+        return self
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet for any output frame (object columns such as product lists and mixed ids survive)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            sample = frame[column].dropna()
+            if len(sample) and isinstance(sample.iloc[0], np.ndarray):
+                frame[column] = frame[column].map(lambda v: None if v is None else [int(x) for x in v])
+            elif len(sample) and not all(isinstance(v, str) for v in sample):
+                frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v if not isinstance(v, np.integer) else int(v)))
+                frame = frame.rename(columns={column: f"{column}__json"})
+    write_parquet(frame.reset_index(drop=True), path)
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    frame = read_parquet(path)
+    for column in [c for c in frame.columns if c.endswith("__json")]:
+        # Parquet nulls may come back as None or NaN (pandas string columns): both mean "no value".
+        frame[column.removesuffix("__json")] = frame[column].map(lambda v: None if v is None or v != v else json.loads(v))
+        frame = frame.drop(columns=column)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            sample = frame[column].dropna()
+            if len(sample) and isinstance(sample.iloc[0], (list, np.ndarray)):
+                frame[column] = frame[column].map(lambda v: None if v is None else np.asarray(v, dtype=np.int64))
+    return frame

@@ -1,0 +1,138 @@
+"""The closed loop's world: the simulated shop after the cutoff, visit by visit.
+
+Arrivals for the whole replay period are drawn once (who visits when does not depend on what the
+shop shows). What each visit *does* is simulated only after the shop has decided what to show:
+the relevance of that to the customer's true category affinities scales the chance of buying
+(`atelier.simulate.purchase_multiplier`, the response model). Every random draw is keyed by the
+window index, so a replay restarted from a checkpoint draws exactly what an uninterrupted one does,
+and runs that differ only in what was shown share their random numbers (a cleaner A/B test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from atelier import simulate
+from atelier.simulate.sessions import MS_PER_DAY, Sessions, purchase_multiplier, session_arrivals, session_outcomes
+from atelier.simulate.world import Population, World, build_world, population_from_truth, stream
+
+STREAM_REPLAY = 4
+EVENTS_PER_SESSION_LIMIT = 10_000  # event ids are session_id * this + position
+
+
+@dataclass(frozen=True)
+class NoiseSettings:
+    """How the network mangles the stream (params.yaml `replay`)."""
+
+    network_delay_seconds: float
+    late_share: float
+    duplicate_share: float
+    malformed_share: float
+    lateness_seconds: float  # watermark delay + allowed lateness: a late record is delayed beyond this
+
+
+@dataclass
+class ReplayWorld:
+    """The shop after `start`: its customers' hidden traits and every visit's arrival."""
+
+    world: World
+    population: Population
+    sessions: Sessions
+    start: pd.Timestamp
+    session_base: int
+    order_base: int
+    seed: int
+
+    @classmethod
+    def build(cls, params: dict[str, Any], root: Path, start: pd.Timestamp, customers: pd.DataFrame,
+              id_floor: dict[str, int]) -> ReplayWorld:
+        """The world of the simulate stage (same seed, config and truth), from `start` to the end of the period.
+
+        `id_floor` holds the largest session and order ids already used, so replayed ids never collide.
+        """
+        config = simulate.config_from_params(params["simulate"])
+        seed = int(params["seed"])
+        world = build_world(config, seed)
+        truth = pd.read_parquet(Path(root) / simulate.TRUTH_DIR / "customers.parquet")
+        population = population_from_truth(config, truth, customers)
+        first_day = config.day_index(start)
+        sessions = session_arrivals(world, population, first_day, config.n_days - 1, stream(seed, STREAM_REPLAY, 0))
+        return cls(world=world, population=population, sessions=sessions, start=start,
+                   session_base=id_floor["session"] + 1, order_base=id_floor["order"] + 1, seed=seed)
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.world.config.categories)
+
+    def end(self) -> pd.Timestamp:
+        return self.world.config.end + pd.Timedelta(days=1)
+
+    def _ms(self, when: pd.Timestamp) -> int:
+        return int((when - self.world.config.start) / pd.Timedelta(milliseconds=1))
+
+    def visits_between(self, begin: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+        """Positions of the visits starting in [begin, end), in time order."""
+        starts = self.sessions.start_ms
+        return np.arange(np.searchsorted(starts, self._ms(begin)), np.searchsorted(starts, self._ms(end)))
+
+    def visit_table(self, positions: np.ndarray) -> pd.DataFrame:
+        """customer_id, session_id and start time of the visits at `positions`."""
+        start = self.world.config.start + pd.to_timedelta(self.sessions.start_ms[positions], unit="ms")
+        return pd.DataFrame({
+            "customer_id": self.population.customer_id[self.sessions.customer_row[positions]],
+            "session_id": self.session_base + positions,
+            "ts": np.asarray(start, dtype="datetime64[us]"),
+        })
+
+    def relevance(self, positions: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        """How well what was shown (category shares, world category order) matches each visitor's true affinities (0..1)."""
+        affinity = self.population.affinity[self.sessions.customer_row[positions]]
+        return (shown * affinity).sum(axis=1) / affinity.max(axis=1)
+
+    def play(self, positions: np.ndarray, shown: np.ndarray, default_shown: np.ndarray, strength: float,
+             window: int) -> simulate.sessions.Outcomes:
+        """Simulate the visits at `positions` given what each was shown (and what the default would have shown)."""
+        relevance = self.relevance(positions, shown)
+        baseline = self.relevance(positions, default_shown)
+        multiplier = purchase_multiplier(relevance, baseline, strength)
+        subset = Sessions(customer_row=self.sessions.customer_row[positions], day=self.sessions.day[positions],
+                          start_ms=self.sessions.start_ms[positions], device=self.sessions.device[positions])
+        first = int(positions[0]) if len(positions) else 0
+        outcome = session_outcomes(self.world, self.population, subset, stream(self.seed, STREAM_REPLAY, 1, window),
+                                   first_session_id=self.session_base + first, buy_multiplier=multiplier)
+        events, orders = outcome.events, outcome.orders
+        # Ids that depend only on the visit, never on what came before: restarts and A/B reruns agree.
+        position = events.groupby("session_id").cumcount().to_numpy()
+        events["event_id"] = events["session_id"].to_numpy() * EVENTS_PER_SESSION_LIMIT + position
+        orders["order_id"] = self.order_base + orders["session_id"].to_numpy() - self.session_base
+        summary = outcome.sessions.assign(relevance=relevance, baseline_relevance=baseline, multiplier=multiplier)
+        return simulate.sessions.Outcomes(events=events, orders=orders, sessions=summary)
+
+
+def arrivals(records: pd.DataFrame, noise: NoiseSettings, rng: np.random.Generator) -> pd.DataFrame:
+    """The records as the network delivers them: delayed, some very late, some twice, some corrupted.
+
+    Adds `arrival`; returns the records (duplicates included) sorted by arrival time.
+    """
+    n = len(records)
+    delay = rng.exponential(noise.network_delay_seconds, n)
+    late = rng.random(n) < noise.late_share
+    delay = np.where(late, noise.lateness_seconds * (1.5 + rng.random(n)), delay)
+    corrupt = rng.random(n) < noise.malformed_share
+    delivered = records.copy()
+    if corrupt.any():
+        # A corrupted record loses its customer id in transit: it cannot be applied, so it is dead-lettered.
+        delivered["customer_id"] = delivered["customer_id"].astype(object)
+        delivered.loc[corrupt, "customer_id"] = None
+    delivered["arrival"] = delivered["ts"] + pd.to_timedelta(delay, unit="s")
+    twice = rng.random(n) < noise.duplicate_share
+    copies = delivered[twice].assign(arrival=lambda d: d["arrival"] + pd.to_timedelta(rng.exponential(5.0, int(twice.sum())), unit="s"))
+    return pd.concat([delivered, copies], ignore_index=True).sort_values("arrival", kind="stable").reset_index(drop=True)
+
+
+__all__ = ["ReplayWorld", "NoiseSettings", "arrivals", "MS_PER_DAY"]

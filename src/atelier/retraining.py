@@ -1,0 +1,235 @@
+"""Regular retraining: what refitting the champion's recipe on a schedule buys, month by month.
+
+The robustness phase walks through a year of point-in-time snapshots (`prep.build_snapshots`, one
+per monthly cutoff) and asks, at each cutoff, how well the model in use then ranks who buys within
+`horizon_days` (out-of-time ROC AUC), under each retraining schedule:
+
+  never    trained once, on the latest `window_months` matured snapshots at the first evaluated
+           cutoff, then frozen
+  monthly  retrained at every cutoff on the latest `window_months` matured snapshots
+  drift    retrained like monthly, but only when the PSI of a monitored column on the current
+           snapshot, against the training data of the model in use, exceeds the threshold
+           ("score" monitors the model's own output)
+
+The leakage rule: a model in use at cutoff c trains only on snapshots whose labels were complete
+by c, that is snapshot cutoff + horizon_days <= c. Censored snapshots (label NA: the label window
+runs past the data) are neither trained on nor evaluated. The first evaluated cutoff is the first
+labelled one with `window_months` matured snapshots behind it. Schedules that pick the same
+training snapshots share one fit.
+
+Parameters (params.yaml `robustness.retraining`):
+  start, end      first and last cutoff, e.g. "2025-01-01" and "2025-12-01" (first of each month between)
+  window_months   how many matured monthly snapshots each model trains on, e.g. 3
+  policies        any of [never, monthly, drift]
+  psi_threshold   the drift policy retrains when a monitored PSI is above this, e.g. 0.2
+  columns         numeric features to monitor, plus "score", e.g. [recency_days, sessions_90d, score]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from atelier import propensity
+from atelier.config import ParamsError
+from atelier.replay.monitor import psi
+
+POLICIES = ("never", "monthly", "drift")
+SECTION = "params.yaml robustness.retraining"
+SCORE = "score"
+Window = tuple[pd.Timestamp, ...]
+
+
+def monthly_cutoffs(start: Any, end: Any) -> list[pd.Timestamp]:
+    """The first of every month in [start, end]."""
+    try:
+        first, last = pd.Timestamp(start), pd.Timestamp(end)
+    except (TypeError, ValueError) as error:
+        raise ParamsError(f"{SECTION}.start and .end must be dates such as '2025-01-01': {error}") from None
+    cutoffs = list(pd.date_range(first, last, freq="MS"))
+    if not cutoffs:
+        raise ParamsError(f"{SECTION}: no first of a month between start {first.date()} and end {last.date()}; "
+                          "start must be on or before end and the span must contain a first of a month")
+    return cutoffs
+
+
+@dataclass(frozen=True)
+class RetrainingSettings:
+    """The tunables of the retraining simulation (params.yaml `robustness.retraining`)."""
+
+    cutoffs: list[pd.Timestamp]
+    window_months: int
+    policies: tuple[str, ...]
+    psi_threshold: float
+    columns: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> RetrainingSettings:
+        """Settings from params.yaml's `robustness.retraining` section."""
+        try:
+            settings = cls(cutoffs=monthly_cutoffs(section["start"], section["end"]),
+                           window_months=section["window_months"], policies=tuple(section["policies"]),
+                           psi_threshold=section["psi_threshold"], columns=tuple(section["columns"]))
+        except KeyError as missing:
+            raise ParamsError(f"{SECTION}: missing key {missing}; restore it from the project's params.yaml") from None
+        _check_settings(settings.window_months, settings.policies, settings.psi_threshold, settings.columns)
+        return settings
+
+
+def _check_settings(window_months: Any, policies: Iterable[str], psi_threshold: Any, columns: Iterable[str]) -> None:
+    if isinstance(window_months, bool) or not isinstance(window_months, (int, np.integer)) or window_months < 1:
+        raise ParamsError(f"{SECTION}.window_months: a whole number of monthly snapshots, 1 or more, got {window_months!r}")
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not list(policies):
+        raise ParamsError(f"{SECTION}.policies: unknown {unknown} in {list(policies)}; choose among {list(POLICIES)}")
+    if isinstance(psi_threshold, bool) or not isinstance(psi_threshold, (int, float)) or not psi_threshold >= 0:
+        raise ParamsError(f"{SECTION}.psi_threshold: a PSI, 0 or more (e.g. 0.2), got {psi_threshold!r}")
+    if not list(columns):
+        raise ParamsError(f"{SECTION}.columns: name at least one column to monitor (e.g. [recency_days, score])")
+
+
+def _check_snapshots(snapshots: pd.DataFrame, numeric: list[str], categorical: list[str], columns: Iterable[str]) -> None:
+    missing = [c for c in ("cutoff", "label") if c not in snapshots.columns]
+    if missing:
+        raise ValueError(f"snapshots lack {missing}; pass the stacked snapshots of prep.build_snapshots")
+    missing = [c for c in numeric + categorical if c not in snapshots.columns]
+    if missing:
+        raise ValueError(f"snapshots lack the feature columns {missing} named in numeric/categorical; "
+                         "take the feature lists from propensity.features_of(snapshots, champion features)")
+    watched = [c for c in columns if c != SCORE]
+    absent = [c for c in watched if c not in snapshots.columns]
+    if absent:
+        raise ParamsError(f"{SECTION}.columns: {absent} are not columns of the snapshots; monitor numeric features or 'score'")
+    textual = [c for c in watched if not pd.api.types.is_numeric_dtype(snapshots[c])]
+    if textual:
+        raise ParamsError(f"{SECTION}.columns: {textual} are not numeric, and PSI needs numbers; monitor numeric features or 'score'")
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
+
+
+def _months(since: pd.Timestamp, until: pd.Timestamp) -> int:
+    return int((until.to_period("M") - since.to_period("M")).n)
+
+
+def simulate_schedules(
+    snapshots: pd.DataFrame,
+    make_model: Callable[[], Pipeline],
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    horizon_days: int,
+    window_months: int,
+    psi_threshold: float,
+    columns: Iterable[str],
+    policies: Iterable[str] = POLICIES,
+    bins: int = 10,
+) -> pd.DataFrame:
+    """Out-of-time AUC at every evaluated cutoff for each retraining policy (one row per cutoff and policy).
+
+    Columns: cutoff, policy, trained_on (first..last training cutoff), model_age_months (months
+    since the policy last retrained), retrained, trigger (the drift policy's column with the
+    largest PSI above the threshold, else ""), max_psi (largest monitored PSI of this cutoff's
+    snapshot against the training data of the model carried into it; at the first cutoff, of the
+    first model), auc, buyers and customers (labelled rows of the snapshot).
+    """
+    policies, columns = ((v,) if isinstance(v, str) else tuple(v) for v in (policies, columns))
+    _check_settings(window_months, policies, psi_threshold, columns)
+    _check_snapshots(snapshots, numeric, categorical, columns)
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be 1 or more (timeline.horizon_days), got {horizon_days}")
+    labelled = snapshots[snapshots["label"].notna().to_numpy()]
+    by_cutoff = {pd.Timestamp(c): frame for c, frame in labelled.groupby("cutoff", sort=True)}
+    usable = sorted(by_cutoff)
+    if len(usable) < window_months + 1:
+        raise ParamsError(
+            f"{SECTION}.window_months is {window_months} but the snapshots have only {len(usable)} labelled cutoffs "
+            f"({[c.date().isoformat() for c in usable]}); give at least window_months + 1 (widen start..end or shorten the window)")
+    horizon = pd.Timedelta(days=horizon_days)
+
+    def matured(cutoff: pd.Timestamp) -> Window:
+        """The latest `window_months` labelled snapshots whose label windows ended by `cutoff`."""
+        return tuple(c for c in usable if c + horizon <= cutoff)[-window_months:]
+
+    evaluated = [c for c in usable if len(matured(c)) == window_months]
+    if not evaluated:
+        raise ParamsError(f"{SECTION}.window_months: no cutoff has {window_months} snapshots whose {horizon_days}-day label "
+                          "windows ended before it; widen start..end or shorten the window")
+    watched = [c for c in columns if c != SCORE]
+    fits: dict[Window, tuple[Pipeline, pd.DataFrame]] = {}
+    scores: dict[tuple[Window, pd.Timestamp], np.ndarray] = {}
+    drifts: dict[tuple[Window, pd.Timestamp], dict[str, float]] = {}
+
+    def fitted(window: Window) -> tuple[Pipeline, pd.DataFrame]:
+        """The model fitted on `window` (one fit per distinct window) and its monitored training data."""
+        if window not in fits:
+            train = pd.concat([by_cutoff[c] for c in window])
+            model = propensity.fit(make_model(), train, numeric, categorical)
+            reference = train[watched].assign(**{SCORE: propensity.predict(model, train, numeric, categorical)})
+            fits[window] = (model, reference)
+        return fits[window]
+
+    def scored(window: Window, cutoff: pd.Timestamp) -> np.ndarray:
+        if (window, cutoff) not in scores:
+            scores[window, cutoff] = propensity.predict(fitted(window)[0], by_cutoff[cutoff], numeric, categorical)
+        return scores[window, cutoff]
+
+    def drift(window: Window, cutoff: pd.Timestamp) -> dict[str, float]:
+        """PSI of each monitored column on the snapshot at `cutoff` against `window`'s training data."""
+        if (window, cutoff) not in drifts:
+            reference = fitted(window)[1]
+            current = by_cutoff[cutoff][watched].assign(**{SCORE: scored(window, cutoff)})
+            drifts[window, cutoff] = {c: psi(reference[c], current[c], bins=bins) for c in columns}
+        return drifts[window, cutoff]
+
+    rows = []
+    in_use: dict[str, tuple[Window, pd.Timestamp]] = {}  # policy -> (training window, cutoff it was adopted at)
+    for cutoff in evaluated:
+        latest = matured(cutoff)
+        for policy in policies:
+            trigger = ""
+            if policy not in in_use:
+                retrained, values = True, drift(latest, cutoff)
+            else:
+                values = drift(in_use[policy][0], cutoff)
+                above = {c: v for c, v in values.items() if v > psi_threshold}
+                retrained = policy == "monthly" or (policy == "drift" and bool(above))
+                if policy == "drift" and above:
+                    trigger = max(above, key=above.get)
+            if retrained:
+                in_use[policy] = (latest, cutoff)
+            window, adopted = in_use[policy]
+            labels = by_cutoff[cutoff]["label"].astype(int).to_numpy()
+            rows.append({
+                "cutoff": cutoff, "policy": policy,
+                "trained_on": f"{window[0].date().isoformat()}..{window[-1].date().isoformat()}",
+                "model_age_months": _months(adopted, cutoff), "retrained": retrained, "trigger": trigger,
+                "max_psi": max(values.values()), "auc": _auc(labels, scored(window, cutoff)),
+                "buyers": int(labels.sum()), "customers": len(labels),
+            })
+    table = pd.DataFrame(rows)
+    order = {policy: position for position, policy in enumerate(policies)}
+    return table.sort_values(["policy", "cutoff"], key=lambda s: s.map(order) if s.name == "policy" else s,
+                             kind="stable").reset_index(drop=True)
+
+
+def schedule_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per policy (in the table's order): mean and minimum AUC, the AUC at the last evaluated cutoff, and fits."""
+    missing = [c for c in ("cutoff", "policy", "auc", "retrained") if c not in table.columns]
+    if missing:
+        raise ValueError(f"the schedule table lacks {missing}; pass the output of simulate_schedules")
+    rows = {}
+    for policy, group in table.groupby("policy", sort=False):
+        group = group.sort_values("cutoff")
+        rows[policy] = {"mean_auc": group["auc"].mean(), "min_auc": group["auc"].min(),
+                        "last_auc": group["auc"].iloc[-1], "fits": int(group["retrained"].sum())}
+    summary = pd.DataFrame.from_dict(rows, orient="index", columns=["mean_auc", "min_auc", "last_auc", "fits"])
+    summary.index.name = "policy"
+    return summary

@@ -1,0 +1,134 @@
+"""The robustness phase as a stage: what it reads, the steps that tie the checks to the project, what it writes.
+
+The checks themselves live in their own modules (`fairness`, `datachecks`, `retraining`, `trust`,
+`rollback`); this module loads the pipeline's outputs for them and writes the phase's results:
+metrics/robustness.json, plot data under plots/robustness/, and a scratch registry
+(models/robustness_registry) for the rollback drill, so the project's registry is never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from atelier import propensity, rollback
+from atelier.io import write_json
+from atelier.registry import Registry
+
+SNAPSHOTS_FILE = Path("data/features/snapshots.parquet")
+SCORES_FILE = Path("data/propensity/scores.parquet")
+VISITS_FILE = Path("data/replay/visits.parquet")
+REGISTRY_DIR = Path("models/registry")
+DRILL_REGISTRY_DIR = Path("models/robustness_registry")
+METRICS_FILE = Path("metrics/robustness.json")
+PLOTS_DIR = Path("plots/robustness")
+PLOT_COLUMNS = {
+    "retraining": ["cutoff", "policy", "auc"],
+    "fairness": ["attribute", "group", "selection_rate", "true_positive_rate", "auc"],
+}
+
+
+@dataclass
+class Champion:
+    """The registered champion: its version, fitted pipeline, metadata and feature lists."""
+
+    version: str
+    pipeline: Any
+    metadata: dict[str, Any]
+    numeric: list[str]
+    categorical: list[str]
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(order) for the rows of a snapshot-shaped frame."""
+        return propensity.predict(self.pipeline, frame, self.numeric, self.categorical)
+
+
+def load_champion(root: Path, snapshots: pd.DataFrame) -> Champion:
+    """The champion of the project's registry, by alias."""
+    registry = Registry(Path(root) / REGISTRY_DIR)
+    version = registry.alias("champion")
+    if version is None:
+        raise FileNotFoundError(f"{registry.root} has no 'champion'; run the model stage first (dvc repro model)")
+    metadata = registry.metadata(version)
+    numeric, categorical = propensity.features_of(snapshots, list(metadata["features"]))
+    return Champion(version, registry.load(version), metadata, numeric, categorical)
+
+
+def test_snapshot(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The out-of-time snapshot (the last cutoff), labelled rows only."""
+    last = snapshots[snapshots["cutoff"] == snapshots["cutoff"].max()]
+    return last[last["label"].notna().to_numpy()]
+
+
+def recipe_factory(champion: Champion, model_params: dict[str, Any], seed: int):
+    """A function returning an unfitted copy of the champion's recipe (family, hyperparameters, features)."""
+    settings = propensity.ModelSettings.from_params(model_params, seed)
+    return lambda: propensity.tuned(champion.metadata["name"], champion.metadata["params"], champion.numeric,
+                                    champion.categorical, settings)
+
+
+def drill_registry(root: Path) -> Registry:
+    """A fresh copy of the project's registry for the rollback drill."""
+    target = Path(root) / DRILL_REGISTRY_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(Path(root) / REGISTRY_DIR, target)
+    return Registry(target)
+
+
+def run_drill(root: Path, kind: str, snapshots: pd.DataFrame, events: pd.DataFrame, orders: pd.DataFrame, *,
+              guard: rollback.Guard, days: int, horizon_days: int, model_params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One rollback drill on a fresh registry copy: a `kind` of degraded model promoted by mistake, then `days` live days.
+
+    The reference for both checks is the healthy champion on the visitors of the `days` days
+    after the previous cutoff, scored on that cutoff's snapshot (the same shape as the live
+    batches): its scores are the PSI baseline, and its AUC against those customers' labels
+    (complete by the last cutoff) is the AUC a healthy model reaches on a day's visitors.
+    """
+    cutoffs = sorted(pd.Timestamp(c) for c in snapshots["cutoff"].unique())
+    if len(cutoffs) < 2:
+        raise ValueError("the rollback drill needs two cutoffs: the previous one gives the healthy reference")
+    previous, last = cutoffs[-2], cutoffs[-1]
+    registry = drill_registry(root)
+    original = registry.alias("champion")
+    metadata = registry.metadata(original)
+    model = registry.load(original)
+    earlier = snapshots[snapshots["cutoff"] == previous]
+    reference = pd.concat(rollback.daily_batches(earlier, events, previous, days).values(), ignore_index=True)
+    reference_scores = rollback.scores_of(registry, original, model, reference)
+    reference_labels = earlier.loc[reference["customer_id"], "label"].astype(int).to_numpy()
+    baseline_auc = float(roc_auc_score(reference_labels, reference_scores))
+    train = snapshots[snapshots["cutoff"] < last]
+    numeric, categorical = propensity.features_of(train, list(metadata["features"]))
+    settings = propensity.ModelSettings.from_params(model_params, seed)
+    recipe = propensity.tuned(metadata["name"], metadata["params"], numeric, categorical, settings)
+    bad = rollback.degraded_model(recipe, train, numeric, categorical, kind=kind, seed=seed)
+    bad_version = rollback.mistaken_promotion(registry, bad, {**metadata, "degradation": kind})
+    batches = rollback.daily_batches(snapshots[snapshots["cutoff"] == last], events, last, days)
+    result = rollback.drill(registry, "champion", bad_version, batches, orders, original_version=original, guard=guard,
+                            reference=reference, reference_scores=reference_scores, evaluation=test_snapshot(snapshots),
+                            horizon_days=horizon_days, baseline_auc=baseline_auc)
+    result["summary"]["baseline_auc"] = baseline_auc
+    result["summary"]["kind"] = kind
+    return result
+
+
+def write_outputs(root: Path, metrics: dict[str, Any], plots: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """metrics/robustness.json and the plot files (every declared output exists, empty if there is nothing in it)."""
+    root = Path(root)
+    drills = root / DRILL_REGISTRY_DIR
+    if not drills.is_dir() or not any(drills.iterdir()):  # a declared output exists even when no drill ran
+        drills.mkdir(parents=True, exist_ok=True)
+        (drills / "NOT_RUN.txt").write_text("No rollback drill ran on this data (it needs an events table); "
+                                            "reports/05_robustness.html says why.\n", encoding="utf-8")
+    (root / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+    for name, columns in PLOT_COLUMNS.items():
+        frame = plots.get(name, pd.DataFrame(columns=columns))
+        frame[columns].to_csv(root / PLOTS_DIR / f"{name}.csv", index=False, float_format="%.6f")
+    write_json(metrics, root / METRICS_FILE)
+    return metrics

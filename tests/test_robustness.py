@@ -1,0 +1,36 @@
+"""The robustness stage's own glue: its outputs always exist, and it never writes to the project's registry."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from atelier import robustness as rb
+from atelier.io import read_json
+
+
+def test_write_outputs_creates_every_declared_output_even_without_a_drill(tmp_path):
+    rb.write_outputs(tmp_path, {"champion": "v1"}, {"retraining": pd.DataFrame({"cutoff": ["2025-01-01"], "policy": ["never"], "auc": [0.8]})})
+    assert read_json(tmp_path / rb.METRICS_FILE) == {"champion": "v1"}
+    assert pd.read_csv(tmp_path / rb.PLOTS_DIR / "retraining.csv")["auc"].tolist() == [0.8]
+    assert pd.read_csv(tmp_path / rb.PLOTS_DIR / "fairness.csv").columns.tolist() == rb.PLOT_COLUMNS["fairness"]
+    assert "needs an events table" in (tmp_path / rb.DRILL_REGISTRY_DIR / "NOT_RUN.txt").read_text()
+
+
+def test_write_outputs_keeps_a_drill_registry_that_has_content(tmp_path):
+    (tmp_path / rb.DRILL_REGISTRY_DIR).mkdir(parents=True)
+    (tmp_path / rb.DRILL_REGISTRY_DIR / "aliases.json").write_text("{}")
+    rb.write_outputs(tmp_path, {}, {})
+    assert sorted(p.name for p in (tmp_path / rb.DRILL_REGISTRY_DIR).iterdir()) == ["aliases.json"]
+
+
+def test_test_snapshot_is_the_last_cutoff_without_censored_rows():
+    snapshots = pd.DataFrame({"cutoff": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-02-01"]),
+                              "label": pd.array([1, 0, pd.NA], dtype="Int8")}, index=[1, 1, 2])
+    test = rb.test_snapshot(snapshots)
+    assert test.index.tolist() == [1] and (test["cutoff"] == pd.Timestamp("2025-02-01")).all()
+
+
+def test_load_champion_without_a_registry_says_which_stage_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the model stage first"):
+        rb.load_champion(tmp_path, pd.DataFrame())
