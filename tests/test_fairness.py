@@ -244,3 +244,15 @@ def test_groups_with_few_buyers_cannot_drive_buyer_based_ratios():
     assert kept.at["calibration_ratio", "ratio"] > 0.9 and everyone.at["calibration_ratio", "ratio"] < 0.4
     assert kept.at["selection_rate", "below_threshold"]  # selection needs no buyers: z still counts
     assert "z (3 buyers)" in kept.at["auc", "few_buyer_groups"] and kept.at["selection_rate", "few_buyer_groups"] == ""
+
+
+def test_auc_is_judged_by_its_gap_and_valueless_groups_are_never_compared():
+    table = pd.DataFrame({
+        "attribute": ["a"] * 3, "group": ["x", "y", fair.NO_VISITS], "n": [500, 500, 500], "buyers": [50, 60, 40],
+        "selection_rate": [0.10, 0.11, 0.0], "auc": [0.92, 0.76, 0.5],
+    })
+    result = fair.disparities(table, metrics=("selection_rate", "auc"), gaps={"auc": 0.05}).set_index("metric")
+    # 0.76 / 0.92 = 0.83 passes the four-fifths rule, yet a 0.16 AUC gap is large: the gap rule flags it.
+    assert result.at["auc", "ratio"] > 0.8 and result.at["auc", "below_threshold"] and result.at["auc", "rule"] == "difference > 0.05"
+    # "no visits" (selection 0) is listed, not compared: the remaining ratio is 0.10 / 0.11.
+    assert not result.at["selection_rate", "below_threshold"] and "no visits (no value)" in result.at["selection_rate", "excluded_groups"]

@@ -225,3 +225,16 @@ def test_settings_from_params():
         retraining.RetrainingSettings.from_params({k: v for k, v in section.items() if k != "columns"})
     with pytest.raises(ParamsError, match="robustness.retraining.policies"):
         retraining.RetrainingSettings.from_params({**section, "policies": ["yearly"]})
+
+
+def test_policy_differences_are_paired_by_month_with_an_interval():
+    cutoffs = pd.date_range("2025-01-01", periods=4, freq="MS")
+    table = pd.DataFrame({"cutoff": list(cutoffs) * 3, "policy": ["never"] * 4 + ["monthly"] * 4 + ["drift"] * 4,
+                          "auc": [0.80, 0.70, 0.90, 0.75] + [0.82, 0.72, 0.92, 0.77] + [0.81, 0.69, 0.92, 0.74]})
+    result = retraining.policy_differences(table)
+    # monthly beats never by exactly 0.02 every month: a consistent gain, even though the months differ a lot.
+    assert result.at["monthly", "mean_difference"] == pytest.approx(0.02) and result.at["monthly", "ci_low"] == pytest.approx(0.02)
+    assert result.at["monthly", "better_months"] == 4
+    # drift wins some months and loses others: its interval covers 0.
+    assert result.at["drift", "ci_low"] < 0 < result.at["drift", "ci_high"]
+    assert retraining.policy_differences(table[table["policy"] != "never"]).empty

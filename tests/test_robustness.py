@@ -10,9 +10,11 @@ from atelier.io import read_json
 
 
 def test_write_outputs_creates_every_declared_output_even_without_a_drill(tmp_path):
-    rb.write_outputs(tmp_path, {"champion": "v1"}, {"retraining": pd.DataFrame({"cutoff": ["2025-01-01"], "policy": ["never"], "auc": [0.8]})})
+    rb.write_outputs(tmp_path, {"champion": "v1"}, {"retraining": pd.DataFrame({"cutoff": ["2025-01-01"], "never": [0.8]})})
     assert read_json(tmp_path / rb.METRICS_FILE) == {"champion": "v1"}
-    assert pd.read_csv(tmp_path / rb.PLOTS_DIR / "retraining.csv")["auc"].tolist() == [0.8]
+    written = pd.read_csv(tmp_path / rb.PLOTS_DIR / "retraining.csv")
+    assert written.columns.tolist() == rb.PLOT_COLUMNS["retraining"] and written["never"].tolist() == [0.8]
+    assert written["monthly"].isna().all()  # a policy that did not run is an empty column, not a missing one
     assert pd.read_csv(tmp_path / rb.PLOTS_DIR / "fairness.csv").columns.tolist() == rb.PLOT_COLUMNS["fairness"]
     assert "needs an events table" in (tmp_path / rb.DRILL_REGISTRY_DIR / "NOT_RUN.txt").read_text()
 
@@ -34,3 +36,11 @@ def test_test_snapshot_is_the_last_cutoff_without_censored_rows():
 def test_load_champion_without_a_registry_says_which_stage_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the model stage first"):
         rb.load_champion(tmp_path, pd.DataFrame())
+
+
+def test_retraining_window_comes_from_the_data_when_not_given():
+    tables = {"orders": pd.DataFrame({"ordered_at": pd.to_datetime(["2023-03-15", "2023-09-20"])})}
+    section = rb.retraining_section({"start": None, "end": None, "window_months": 1}, tables, horizon_days=30)
+    assert (section["start"], section["end"]) == ("2023-05-01", "2023-08-01") and section["window_months"] == 1
+    given = rb.retraining_section({"start": "2023-06-01", "end": None}, tables, horizon_days=30)
+    assert given["start"] == "2023-06-01"

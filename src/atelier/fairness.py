@@ -22,6 +22,8 @@ DEVICES = ("mobile", "desktop", "tablet")  # also the tie order of primary_devic
 MISSING = "(missing)"
 OVERALL = "(all)"
 BUYER_METRICS = ("true_positive_rate", "auc", "calibration_ratio")  # undefined or noisy without enough buyers
+NO_VISITS = "no visits"
+NO_VALUE = (MISSING, NO_VISITS)  # customers without a value of the attribute: listed, never compared
 UNMATCHED = "(not in groups)"
 
 
@@ -73,7 +75,7 @@ def primary_device(frame: pd.DataFrame) -> pd.Series:
         raise ValueError(f"frame has none of the device-share columns {columns}; add them (features.py) or drop 'device'")
     shares = np.nan_to_num(frame[present].to_numpy(dtype=float), nan=0.0)
     names = np.array([column.removeprefix("share_") for column in present], dtype=object)
-    device = np.where(shares.max(axis=1) > 0, names[shares.argmax(axis=1)], "no visits")
+    device = np.where(shares.max(axis=1) > 0, names[shares.argmax(axis=1)], NO_VISITS)
     return pd.Series(device, index=frame.index, name="device", dtype=str)
 
 
@@ -168,10 +170,15 @@ def subgroup_metrics(y: Sequence, p: Sequence, groups: pd.DataFrame, target_shar
 
 
 def disparities(table: pd.DataFrame, metrics: Sequence[str] = ("selection_rate", "true_positive_rate", "auc", "calibration_ratio"),
-                threshold: float = 0.8, min_group_size: int = 100, min_buyers: int = 0) -> pd.DataFrame:
+                threshold: float = 0.8, min_group_size: int = 100, min_buyers: int = 0,
+                gaps: dict[str, float] | None = None) -> pd.DataFrame:
     """Per attribute and metric: lowest and highest group, ratio min/max, difference max - min.
 
-    below_threshold flags ratio < `threshold` (0.8: the four-fifths rule). Groups with fewer
+    below_threshold flags ratio < `threshold` (0.8: the four-fifths rule, made for rates such as
+    selection and true-positive rates). Metrics named in `gaps` are flagged by their difference
+    instead (e.g. {"auc": 0.05}): a four-fifths ratio of AUCs would let 0.92 against 0.74 pass;
+    the `rule` column says which test applied. Groups without a value of the attribute
+    ("(missing)", "no visits") are not a group to compare and are left out. Groups with fewer
     than `min_group_size` customers are left out (excluded_groups) so a handful of people cannot
     drive a ratio; groups where the metric is undefined (NaN) are listed in undefined_groups.
     For calibration_ratio min/max compares how far groups' over- or under-estimation differs, not
@@ -185,20 +192,25 @@ def disparities(table: pd.DataFrame, metrics: Sequence[str] = ("selection_rate",
         raise ValueError(f"table is missing columns {missing}; pass the output of subgroup_metrics")
     if not 0.0 < threshold <= 1.0 or min_group_size < 1:
         raise ValueError(f"threshold must lie in (0, 1] and min_group_size be at least 1; got {threshold}, {min_group_size}")
+    gaps = dict(gaps or {})
     rows = []
     for attribute, part in table[table["group"] != OVERALL].groupby("attribute", sort=False):
-        small = part[part["n"] < min_group_size]
-        kept = part[part["n"] >= min_group_size].set_index("group")
-        excluded = ", ".join(f"{group} (n={n})" for group, n in zip(small["group"], small["n"]))
+        valueless = part["group"].isin(NO_VALUE).to_numpy()
+        small = part[(part["n"] < min_group_size).to_numpy() | valueless]
+        kept = part[(part["n"] >= min_group_size).to_numpy() & ~valueless].set_index("group")
+        excluded = ", ".join(f"{group} ({'no value' if group in NO_VALUE else f'n={n}'})" for group, n in zip(small["group"], small["n"]))
         few = kept[kept["buyers"] < min_buyers] if "buyers" in kept.columns else kept.iloc[:0]
         for metric in metrics:
             by_buyers = metric in BUYER_METRICS and len(few)
             values = (kept.drop(index=few.index) if by_buyers else kept)[metric].dropna()
             low, high = (values.idxmin(), values.idxmax()) if len(values) >= 2 else (None, None)
             ratio = _ratio(values[low], values[high]) if low is not None else np.nan
+            difference = values.get(high, np.nan) - values.get(low, np.nan)
+            flagged = difference > gaps[metric] if metric in gaps else ratio < threshold
             rows.append({"attribute": attribute, "metric": metric, "groups_compared": len(values),
                          "min_group": low, "min_value": values.get(low, np.nan), "max_group": high, "max_value": values.get(high, np.nan),
-                         "ratio": ratio, "difference": values.get(high, np.nan) - values.get(low, np.nan), "below_threshold": bool(ratio < threshold),
+                         "ratio": ratio, "difference": difference, "below_threshold": bool(flagged),
+                         "rule": f"difference > {gaps[metric]:g}" if metric in gaps else f"ratio < {threshold:g}",
                          "excluded_groups": excluded, "undefined_groups": ", ".join(kept.index[kept[metric].isna()]),
                          "few_buyer_groups": ", ".join(f"{g} ({b} buyers)" for g, b in zip(few.index, few["buyers"])) if by_buyers else ""})
     return pd.DataFrame(rows)

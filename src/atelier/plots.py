@@ -372,18 +372,23 @@ def retraining_auc(table: pd.DataFrame) -> Figure:
 
 
 def rollback_timeline(timeline: pd.DataFrame, threshold: float, title: str) -> Figure:
-    """Daily score PSI of whatever was champion, the alert threshold, and the day of the rollback."""
+    """Daily score PSI, coloured by the champion version that scored the day, the alert threshold and any rollback."""
     fig, ax = plt.subplots(figsize=(9, 3))
-    ax.plot(timeline["day"], timeline["score_psi"], marker="o", color="#4c72b0", label="score PSI of the day")
+    ax.plot(timeline["day"], timeline["score_psi"], color="#b0b0b0", lw=1, zorder=1)
+    for number, (version, rows) in enumerate(timeline.groupby("champion_version", sort=False)):
+        ax.scatter(rows["day"], rows["score_psi"], color=("#c44e52", "#4c72b0", "#55a868")[number % 3], zorder=2,
+                   label=f"scored by {version}")
     ax.axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"alert threshold {threshold:g}")
+    ax.set_ylim(0, max(float(np.nanmax(timeline["score_psi"].to_numpy(dtype=float), initial=0.0)), threshold) * 1.25)
+    ax.set_xlim(timeline["day"].min() - pd.Timedelta(days=1), timeline["day"].max() + pd.Timedelta(days=1))
     for day, action in zip(timeline["day"], timeline["action"]):
         if action:
             ax.axvline(day, color="#55a868", lw=1.5)
-            ax.annotate(action, (day, ax.get_ylim()[1]), color="#55a868", ha="left", va="top", fontsize=8)
-    ax.set_yscale("symlog", linthresh=0.1)
-    ax.set_ylabel("PSI vs reference")
+            ax.annotate(action, (day, ax.get_ylim()[1]), xytext=(4, -4), textcoords="offset points", color="#55a868",
+                        ha="left", va="top", fontsize=8)
+    ax.set_ylabel("score PSI vs reference")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center right")
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig

@@ -90,10 +90,16 @@ def fairness_flags(result: dict) -> str:
     return f"{len(flagged)} of {len(result['ratios'])}" + (f" ({', '.join(flagged[:3])}{' …' if len(flagged) > 3 else ''})" if flagged else "")
 
 
-def rollback_drill(summary: dict) -> str:
-    if not summary.get("detected_day"):
-        return "not caught"
-    return f"day {summary['detected_day']} by {summary['detection_rule']}, back to {summary['rolled_back_to']}"
+def rollback_drills(drills: dict) -> str:
+    if not drills:
+        return "no drill on this data"
+    return "; ".join(f"{kind}: " + (f"caught on day {d['detected_day']} by {d['detection_rule']}, back to {d['rolled_back_to']}"
+                                   if d.get("detected_day") else "not caught") for kind, d in drills.items())
+
+
+def retraining_gains(against: dict) -> str:
+    return "; ".join(f"{policy} {_number(r['mean_difference']):+.4f} (95 % CI {_number(r['ci_low']):+.4f} … "
+                     f"{_number(r['ci_high']):+.4f})" for policy, r in against.items()) or "no baseline"
 
 
 HEADLINES: dict[str, list[Headline]] = {
@@ -127,11 +133,10 @@ HEADLINES: dict[str, list[Headline]] = {
         ("Fairness ratios below the threshold", "metrics/robustness.json", "fairness", fairness_flags),
         ("Injected bad rows", "metrics/robustness.json", "data_checks",
          lambda d: f"{d['injected_rows']:,} injected, {d['missed']} missed, {d['false_alarms']} false alarms"),
-        ("Retraining", "metrics/robustness.json", "retraining",
-         lambda r: f"best: {r['best_policy']} ({_number(r['gain_over_never']):+.4f} mean AUC vs never)"),
+        ("Retraining, AUC against never", "metrics/robustness.json", "retraining.against_never", retraining_gains),
         ("Explanations passing every check", "metrics/robustness.json", "explanations.verdict_shares",
          lambda v: f"{_percent(v.get('trust', 0))} %"),
-        ("Bad model caught and rolled back", "metrics/robustness.json", "rollback.shuffled_labels", rollback_drill),
+        ("Bad models promoted by mistake", "metrics/robustness.json", "rollback", rollback_drills),
     ],
 }
 

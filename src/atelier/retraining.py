@@ -233,3 +233,25 @@ def schedule_summary(table: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame.from_dict(rows, orient="index", columns=["mean_auc", "min_auc", "last_auc", "fits"])
     summary.index.name = "policy"
     return summary
+
+
+def policy_differences(table: pd.DataFrame, baseline: str = "never", confidence: float = 0.95) -> pd.DataFrame:
+    """Each policy's AUC minus the baseline's, month by month, summarized with a t interval over the months.
+
+    The months are the units (each a separate out-of-time test), so the interval says whether a
+    policy beats the baseline consistently, not only on average. Columns: months, mean_difference,
+    ci_low, ci_high, better_months (months where the policy's AUC is higher). Empty without the baseline.
+    """
+    from scipy import stats
+
+    wide = table.pivot(index="cutoff", columns="policy", values="auc")
+    if baseline not in wide.columns:
+        return pd.DataFrame(columns=["months", "mean_difference", "ci_low", "ci_high", "better_months"])
+    rows = {}
+    for policy in (p for p in wide.columns if p != baseline):
+        differences = (wide[policy] - wide[baseline]).dropna().to_numpy()
+        n, mean = len(differences), float(differences.mean()) if len(differences) else float("nan")
+        spread = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * differences.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        rows[policy] = {"months": n, "mean_difference": mean, "ci_low": mean - spread, "ci_high": mean + spread,
+                        "better_months": int((differences > 0).sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -22,15 +22,14 @@ from atelier.io import write_json
 from atelier.registry import Registry
 
 SNAPSHOTS_FILE = Path("data/features/snapshots.parquet")
-SCORES_FILE = Path("data/propensity/scores.parquet")
 VISITS_FILE = Path("data/replay/visits.parquet")
 REGISTRY_DIR = Path("models/registry")
 DRILL_REGISTRY_DIR = Path("models/robustness_registry")
 METRICS_FILE = Path("metrics/robustness.json")
 PLOTS_DIR = Path("plots/robustness")
 PLOT_COLUMNS = {
-    "retraining": ["cutoff", "policy", "auc"],
-    "fairness": ["attribute", "group", "selection_rate", "true_positive_rate", "auc"],
+    "retraining": ["cutoff", "never", "monthly", "drift"],  # AUC per policy (wide: one line each in `dvc plots show`)
+    "fairness": ["group", "selection_rate", "true_positive_rate", "auc"],  # group as "attribute=value"
 }
 
 
@@ -73,9 +72,21 @@ def recipe_factory(champion: Champion, model_params: dict[str, Any], seed: int):
                                     champion.categorical, settings)
 
 
-def drill_registry(root: Path) -> Registry:
-    """A fresh copy of the project's registry for the rollback drill."""
-    target = Path(root) / DRILL_REGISTRY_DIR
+def retraining_section(section: dict[str, Any], tables: dict[str, pd.DataFrame], horizon_days: int) -> dict[str, Any]:
+    """params.yaml `robustness.retraining` with a null start or end taken from the data.
+
+    start: the first of the month two months after the first order (a month of history at least);
+    end: the last first-of-month whose label window (horizon_days) ends within the data.
+    """
+    ordered = pd.to_datetime(tables["orders"]["ordered_at"])
+    first = ordered.min().to_period("M").to_timestamp() + pd.DateOffset(months=2)
+    last = (ordered.max() - pd.Timedelta(days=horizon_days)).to_period("M").to_timestamp()
+    return {**section, "start": section.get("start") or str(first.date()), "end": section.get("end") or str(last.date())}
+
+
+def drill_registry(root: Path, kind: str) -> Registry:
+    """A fresh copy of the project's registry for one rollback drill (one folder per kind, kept for inspection)."""
+    target = Path(root) / DRILL_REGISTRY_DIR / kind
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(Path(root) / REGISTRY_DIR, target)
     return Registry(target)
@@ -88,27 +99,35 @@ def run_drill(root: Path, kind: str, snapshots: pd.DataFrame, events: pd.DataFra
     The reference for both checks is the healthy champion on the visitors of the `days` days
     after the previous cutoff, scored on that cutoff's snapshot (the same shape as the live
     batches): its scores are the PSI baseline, and its AUC against those customers' labels
-    (complete by the last cutoff) is the AUC a healthy model reaches on a day's visitors.
+    (complete by the last cutoff) is the AUC a healthy model reaches on a day's visitors. That
+    snapshot is one the champion trained on, so the baseline is in-sample; the report compares it
+    with the champion's realized AUC on the live days in hindsight.
     """
     cutoffs = sorted(pd.Timestamp(c) for c in snapshots["cutoff"].unique())
     if len(cutoffs) < 2:
         raise ValueError("the rollback drill needs two cutoffs: the previous one gives the healthy reference")
     previous, last = cutoffs[-2], cutoffs[-1]
-    registry = drill_registry(root)
+    registry = drill_registry(root, kind)
     original = registry.alias("champion")
     metadata = registry.metadata(original)
     model = registry.load(original)
     earlier = snapshots[snapshots["cutoff"] == previous]
-    reference = pd.concat(rollback.daily_batches(earlier, events, previous, days).values(), ignore_index=True)
+    reference_days = min(days, max(1, (last - previous).days))  # the reference never reaches into the live period
+    reference = pd.concat(rollback.daily_batches(earlier, events, previous, reference_days).values(), ignore_index=True)
     reference_scores = rollback.scores_of(registry, original, model, reference)
-    reference_labels = earlier.loc[reference["customer_id"], "label"].astype(int).to_numpy()
-    baseline_auc = float(roc_auc_score(reference_labels, reference_scores))
+    reference_labels = earlier.loc[reference["customer_id"], "label"]
+    labelled = reference_labels.notna().to_numpy()
+    both = labelled.any() and reference_labels[labelled].nunique() == 2
+    # None (censored labels, or no buyer among the reference visitors) leaves the AUC check on the registered AUC.
+    baseline_auc = float(roc_auc_score(reference_labels[labelled].astype(int), reference_scores[labelled])) if both else None
     train = snapshots[snapshots["cutoff"] < last]
     numeric, categorical = propensity.features_of(train, list(metadata["features"]))
     settings = propensity.ModelSettings.from_params(model_params, seed)
     recipe = propensity.tuned(metadata["name"], metadata["params"], numeric, categorical, settings)
     bad = rollback.degraded_model(recipe, train, numeric, categorical, kind=kind, seed=seed)
-    bad_version = rollback.mistaken_promotion(registry, bad, {**metadata, "degradation": kind})
+    # The bad card keeps the recipe but not the original's measured metrics: they were never measured for it.
+    card = {key: value for key, value in metadata.items() if key != "metrics"}
+    bad_version = rollback.mistaken_promotion(registry, bad, {**card, "degradation": kind})
     batches = rollback.daily_batches(snapshots[snapshots["cutoff"] == last], events, last, days)
     result = rollback.drill(registry, "champion", bad_version, batches, orders, original_version=original, guard=guard,
                             reference=reference, reference_scores=reference_scores, evaluation=test_snapshot(snapshots),
@@ -128,7 +147,7 @@ def write_outputs(root: Path, metrics: dict[str, Any], plots: dict[str, pd.DataF
                                             "reports/05_robustness.html says why.\n", encoding="utf-8")
     (root / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     for name, columns in PLOT_COLUMNS.items():
-        frame = plots.get(name, pd.DataFrame(columns=columns))
-        frame[columns].to_csv(root / PLOTS_DIR / f"{name}.csv", index=False, float_format="%.6f")
+        frame = plots.get(name, pd.DataFrame(columns=columns)).reindex(columns=columns)
+        frame.to_csv(root / PLOTS_DIR / f"{name}.csv", index=False, float_format="%.6f")
     write_json(metrics, root / METRICS_FILE)
     return metrics
