@@ -256,3 +256,19 @@ def test_auc_is_judged_by_its_gap_and_valueless_groups_are_never_compared():
     assert result.at["auc", "ratio"] > 0.8 and result.at["auc", "below_threshold"] and result.at["auc", "rule"] == "difference > 0.05"
     # "no visits" (selection 0) is listed, not compared: the remaining ratio is 0.10 / 0.11.
     assert not result.at["selection_rate", "below_threshold"] and "no visits (no value)" in result.at["selection_rate", "excluded_groups"]
+
+
+def test_ratio_intervals_cover_the_point_ratio_and_separate_a_planted_gap():
+    rng = np.random.default_rng(3)
+    n = 4000
+    group = np.where(np.arange(n) % 2 == 0, "a", "b")
+    p = rng.random(n) + np.where(group == "a", 0.3, 0.0)  # group a scores higher: selected more often
+    y = (rng.random(n) < p / 2).astype(int)
+    groups = pd.DataFrame({"g": group})
+    intervals = fair.ratio_intervals(y, p, groups, 0.2, n_boot=200, seed=0).set_index("metric")
+    point = fair.disparities(fair.subgroup_metrics(y, p, groups, 0.2)).set_index("metric")
+    for metric in ("selection_rate", "true_positive_rate"):
+        assert intervals.at[metric, "ci_low"] <= point.at[metric, "ratio"] <= intervals.at[metric, "ci_high"]
+    assert intervals.at["selection_rate", "ci_high"] < 0.8  # the planted gap is clear, not noise
+    equal = fair.ratio_intervals(y, rng.random(n), groups, 0.2, n_boot=200, seed=0).set_index("metric")
+    assert equal.at["selection_rate", "ci_high"] > 0.8  # scores unrelated to the group: no clear gap

@@ -216,6 +216,48 @@ def disparities(table: pd.DataFrame, metrics: Sequence[str] = ("selection_rate",
     return pd.DataFrame(rows)
 
 
+def ratio_intervals(y: Sequence, p: Sequence, groups: pd.DataFrame, target_share: float, *, n_boot: int, seed: int,
+                    min_group_size: int = 100, min_buyers: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Bootstrap intervals (customers resampled) for the min/max ratios of selection rate and true-positive rate.
+
+    Each resample re-targets its own top `target_share`; the groups compared are those the full
+    data compares (as in `disparities`: big enough, with a value, and for the true-positive rate
+    with at least `min_buyers` buyers). Columns: attribute, metric, ci_low, ci_high. A flag is
+    only clear when the whole interval lies below the threshold.
+    """
+    labels, scores = _labels(y), _scores(p)
+    _same_length(y=labels, p=scores, groups=np.arange(len(groups)))
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(scores), len(scores)) for _ in range(int(n_boot))]
+    count_selected = round(_share(target_share) * len(scores))
+    rows = []
+    for attribute in groups.columns:
+        codes, names = pd.factorize(groups[attribute].to_numpy(dtype=str))
+        size, buyers = np.bincount(codes, minlength=len(names)), np.bincount(codes, weights=labels, minlength=len(names))
+        valued = (size >= min_group_size) & ~np.isin(names, NO_VALUE)
+        eligible = {"selection_rate": valued, "true_positive_rate": valued & (buyers >= min_buyers)}
+        ratios: dict[str, list[float]] = {metric: [] for metric in eligible}
+        for draw in draws:
+            chosen, group, bought = _top(scores[draw], count_selected), codes[draw], labels[draw]
+            n = np.bincount(group, minlength=len(names))
+            hits = np.bincount(group, weights=chosen, minlength=len(names))
+            reached = np.bincount(group, weights=chosen & (bought == 1), minlength=len(names))
+            positives = np.bincount(group, weights=bought, minlength=len(names))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = {"selection_rate": hits / n, "true_positive_rate": reached / positives}
+            for metric, mask in eligible.items():
+                kept = values[metric][mask]
+                kept = kept[np.isfinite(kept)]
+                ratios[metric].append(_ratio(kept.min(), kept.max()) if len(kept) >= 2 else np.nan)
+        tail = (1 - confidence) / 2 * 100
+        for metric, values in ratios.items():
+            finite = np.asarray(values, dtype=float)
+            finite = finite[np.isfinite(finite)]
+            low, high = (np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan))
+            rows.append({"attribute": attribute, "metric": metric, "ci_low": float(low), "ci_high": float(high)})
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------------------
 # Does personalization help every group?
 # --------------------------------------------------------------------------------------------
