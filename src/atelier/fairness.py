@@ -228,8 +228,11 @@ def ratio_intervals(y: Sequence, p: Sequence, groups: pd.DataFrame, target_share
     labels, scores = _labels(y), _scores(p)
     _same_length(y=labels, p=scores, groups=np.arange(len(groups)))
     rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(scores), len(scores)) for _ in range(int(n_boot))]
     count_selected = round(_share(target_share) * len(scores))
+    draws = []  # (resampled rows, who that resample targets): the same for every attribute
+    for _ in range(int(n_boot)):
+        draw = rng.integers(0, len(scores), len(scores))
+        draws.append((draw, _top(scores[draw], count_selected)))
     rows = []
     for attribute in groups.columns:
         codes, names = pd.factorize(groups[attribute].to_numpy(dtype=str))
@@ -237,8 +240,8 @@ def ratio_intervals(y: Sequence, p: Sequence, groups: pd.DataFrame, target_share
         valued = (size >= min_group_size) & ~np.isin(names, NO_VALUE)
         eligible = {"selection_rate": valued, "true_positive_rate": valued & (buyers >= min_buyers)}
         ratios: dict[str, list[float]] = {metric: [] for metric in eligible}
-        for draw in draws:
-            chosen, group, bought = _top(scores[draw], count_selected), codes[draw], labels[draw]
+        for draw, chosen in draws:
+            group, bought = codes[draw], labels[draw]
             n = np.bincount(group, minlength=len(names))
             hits = np.bincount(group, weights=chosen, minlength=len(names))
             reached = np.bincount(group, weights=chosen & (bought == 1), minlength=len(names))

@@ -47,6 +47,10 @@ class Champion:
         """P(order) for the rows of a snapshot-shaped frame."""
         return propensity.predict(self.pipeline, frame, self.numeric, self.categorical)
 
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, 2) class probabilities of the raw feature columns, as LIME's explainer calls it."""
+        return self.pipeline.predict_proba(propensity.transform.model_frame(frame))
+
 
 def load_champion(root: Path, snapshots: pd.DataFrame) -> Champion:
     """The champion of the project's registry, by alias."""
@@ -111,6 +115,8 @@ def run_drill(root: Path, kind: str, snapshots: pd.DataFrame, events: pd.DataFra
     original = registry.alias("champion")
     metadata = registry.metadata(original)
     model = registry.load(original)
+    train = snapshots[snapshots["cutoff"] < last]
+    champion = Champion(original, model, metadata, *propensity.features_of(train, list(metadata["features"])))
     earlier = snapshots[snapshots["cutoff"] == previous]
     reference_days = min(days, max(1, (last - previous).days))  # the reference never reaches into the live period
     reference = pd.concat(rollback.daily_batches(earlier, events, previous, reference_days).values(), ignore_index=True)
@@ -120,11 +126,8 @@ def run_drill(root: Path, kind: str, snapshots: pd.DataFrame, events: pd.DataFra
     both = labelled.any() and reference_labels[labelled].nunique() == 2
     # None (censored labels, or no buyer among the reference visitors) leaves the AUC check on the registered AUC.
     baseline_auc = float(roc_auc_score(reference_labels[labelled].astype(int), reference_scores[labelled])) if both else None
-    train = snapshots[snapshots["cutoff"] < last]
-    numeric, categorical = propensity.features_of(train, list(metadata["features"]))
-    settings = propensity.ModelSettings.from_params(model_params, seed)
-    recipe = propensity.tuned(metadata["name"], metadata["params"], numeric, categorical, settings)
-    bad = rollback.degraded_model(recipe, train, numeric, categorical, kind=kind, seed=seed)
+    recipe = recipe_factory(champion, model_params, seed)()
+    bad = rollback.degraded_model(recipe, train, champion.numeric, champion.categorical, kind=kind, seed=seed)
     # The bad card keeps the recipe but not the original's measured metrics: they were never measured for it.
     card = {key: value for key, value in metadata.items() if key != "metrics"}
     bad_version = rollback.mistaken_promotion(registry, bad, {**card, "degradation": kind})
