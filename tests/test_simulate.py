@@ -455,17 +455,25 @@ def test_orders_match_their_sessions_purchase_events(moderate):
     assert orders["session_id"].is_unique
     indexed = orders.set_index("session_id")
     matched = per_session.loc[indexed.index]
-    assert (indexed["quantity"].to_numpy() == matched["n"].to_numpy()).all()
+    # one purchase event per item bought; quantity counts units, so it is at least that
+    assert (indexed["quantity"].to_numpy() >= matched["n"].to_numpy()).all()
+    assert (indexed["quantity"].to_numpy() > matched["n"].to_numpy()).any()
     assert (indexed["ordered_at"].to_numpy() == matched["ts"].to_numpy()).all()
     assert (indexed["customer_id"].to_numpy() == matched["customer"].to_numpy()).all()
     assert (orders["amount"] >= 0).all() and (orders["discount"] >= 0).all()
     assert (orders["quantity"] >= 1).all()
 
-    # amount + discount is the list price of the items bought
+    # amount + discount is the list price of every unit bought: exactly units x price for a single item,
+    # at least one unit of each item otherwise
     price = moderate.products.set_index("product_id")["price"]
     list_price = purchases.assign(price=purchases["product_id"].map(price)).groupby("session_id")["price"].sum()
+    list_price = list_price.loc[indexed.index].to_numpy()
     total = indexed["amount"] + indexed["discount"]
-    assert np.allclose(total.to_numpy(), list_price.loc[indexed.index].to_numpy(), atol=0.011)
+    single = matched["n"].to_numpy() == 1
+    assert single.mean() > 0.8
+    expected = list_price[single] * indexed["quantity"].to_numpy()[single]
+    assert np.allclose(total.to_numpy()[single], expected, atol=0.011)
+    assert np.all(total.to_numpy() >= list_price - 0.011)
 
     # the discount share: at least the store-wide sale discount on sale days, at most clearance otherwise
     calendar = moderate.calendar.set_index("day")["sale_discount"]
@@ -659,6 +667,10 @@ def test_buy_multiplier_uses_common_random_numbers(tiny_world):
     assert np.array_equal(everything.sessions["purchased"].to_numpy(), base.sessions["cart_adds"].to_numpy() > 0)
     nothing = _outcomes(world, population, sessions, 5, buy_multiplier=np.zeros(n))
     assert len(nothing.orders) == 0 and (nothing.events["event_type"] == "purchase").sum() == 0
+    # the units bought are drawn whatever the multiplier: an order placed in both runs has the same basket
+    both = base.orders.merge(more.orders, on="session_id", suffixes=("", "_more"))
+    assert len(both) == len(base.orders)
+    assert np.array_equal(both["quantity"], both["quantity_more"]) and np.allclose(both["amount"], both["amount_more"])
 
 
 def test_buy_multiplier_shifts_purchases_by_the_expected_amount_on_average(tiny_world):
@@ -718,6 +730,54 @@ def test_personas_behave_as_parametrised(moderate):
 
 
 # ------------------------------------------------------------------------------------- 10. config errors
+
+
+def _units_per_item(orders: pd.DataFrame, events: pd.DataFrame, persona: pd.Series) -> pd.DataFrame:
+    """Per persona: orders, items bought (purchase events), units (quantity) and units per item."""
+    items = events[events["event_type"] == "purchase"].groupby("session_id").size()
+    frame = pd.DataFrame({"persona": orders["customer_id"].map(persona).to_numpy(),
+                          "items": orders["session_id"].map(items).to_numpy(), "units": orders["quantity"].to_numpy()})
+    per_persona = frame.groupby("persona").agg(orders=("units", "size"), items=("items", "sum"), units=("units", "sum"))
+    per_persona["units_per_item"] = per_persona["units"] / per_persona["items"]
+    return per_persona
+
+
+def test_basket_size_follows_each_personas_configured_extra_units(moderate):
+    per_persona = _units_per_item(moderate.orders, moderate.events, moderate.truth.set_index("customer_id")["persona"])
+    for p in moderate.config.personas:
+        # units of an item are 1 + Poisson(extra): mean 1 + extra, variance extra per item
+        row = per_persona.loc[p.name]
+        se = np.sqrt(max(p.basket_extra_units, 1e-3) / row["items"])
+        assert abs(row["units_per_item"] - (1 + p.basket_extra_units)) <= 4 * se, p.name
+    quantity = moderate.orders.groupby(moderate.orders["customer_id"].map(moderate.truth.set_index("customer_id")["persona"]))[
+        "quantity"].mean()
+    assert quantity["loyal_high_value"] > quantity["lapsing"] > quantity["window_browser"]
+
+
+def test_basket_size_orders_personas_as_configured(moderate):
+    """Spread the personas' extra units far apart: the mean basket ranks the personas in that order."""
+    world, population = moderate.world, moderate.population
+    extra = dict(zip(world.config.persona_names, (0.0, 2.5, 0.5, 1.5, 1.0)))
+    personas = tuple(dataclasses.replace(p, basket_extra_units=extra[p.name]) for p in world.config.personas)
+    world = dataclasses.replace(world, config=dataclasses.replace(world.config, personas=personas))
+    sessions = session_arrivals(world, population, 0, world.config.n_days - 1, np.random.default_rng(11))
+    outcome = _outcomes(world, population, sessions, 12, buy_multiplier=np.full(len(sessions), 1e9))  # every cart is bought
+    names = np.array(world.config.persona_names)
+    persona = pd.Series(names[population.persona], index=population.customer_id)
+    per_persona = _units_per_item(outcome.orders, outcome.events, persona)
+    assert per_persona["items"].min() >= 200, per_persona  # enough that 0.5 apart is several standard errors
+    ranked = per_persona["units_per_item"].sort_values().index.tolist()
+    assert ranked == sorted(extra, key=extra.get)
+    quantity = outcome.orders.groupby(outcome.orders["customer_id"].map(persona))["quantity"].mean()
+    assert quantity.sort_values().index.tolist() == ranked
+    assert per_persona.loc[names[np.argmin(list(extra.values()))], "units_per_item"] == 1.0  # no extra units: one each
+
+
+def test_negative_basket_extra_units_is_rejected():
+    section = _section()
+    section["personas"]["bargain_hunter"]["basket_extra_units"] = -0.5
+    with pytest.raises(ParamsError, match=r"personas\.bargain_hunter\.basket_extra_units: must be >= 0"):
+        config_from_params(section)
 
 
 def test_persona_shares_must_sum_to_one():

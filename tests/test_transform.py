@@ -128,6 +128,44 @@ def test_all_empty_training_column_is_kept_and_filled(snapshots):
     assert prepared["share_tablet"].nunique() == 1 and prepared["missingindicator_share_tablet"].nunique() == 1
 
 
+def _two_related_columns(rows: int = 400) -> pd.DataFrame:
+    """Monetary is about 40 x frequency, with a fifth of each empty: iterative imputation settles in a few rounds."""
+    rng = np.random.default_rng(3)
+    frequency = rng.gamma(2.0, 2.0, size=rows)
+    frame = pd.DataFrame({"frequency": frequency, "monetary": 40 * frequency * rng.lognormal(0, 0.1, size=rows),
+                          "tenure_days": rng.integers(1, 900, size=rows)})  # complete and integer, as in snapshots
+    frame.loc[rng.random(rows) < 0.2, "frequency"] = np.nan
+    frame.loc[rng.random(rows) < 0.2, "monetary"] = np.nan
+    return frame
+
+
+def _fit_iterative(frame: pd.DataFrame, max_iter: int):
+    from sklearn.exceptions import ConvergenceWarning
+
+    unfitted = transform.build_transformer(list(frame.columns), [], imputer="iterative", iterative_max_iter=max_iter)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = transform.fit_transformer(unfitted, frame)
+    return fitted, any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def test_imputer_convergence_reports_rounds_against_the_cap():
+    frame = _two_related_columns()
+    roomy, warned = _fit_iterative(frame, 100)
+    converged = transform.imputer_convergence(roomy)
+    rounds = converged["rounds"]
+    assert converged == {"rounds": rounds, "max_iter": 100, "converged": True, "tol": 1e-3} and 1 < rounds < 100
+    assert not warned  # scikit-learn agrees: stopped early
+    cut, warned = _fit_iterative(frame, rounds - 1)
+    assert transform.imputer_convergence(cut) == {"rounds": rounds - 1, "max_iter": rounds - 1, "converged": False, "tol": 1e-3}
+    assert warned  # scikit-learn agrees: "Early stopping criterion not reached"
+
+
+def test_imputer_convergence_is_none_for_one_pass_imputers(snapshots):
+    for one_pass in ("knn", "median"):
+        assert transform.imputer_convergence(prep.fit_transformer(snapshots, CUTOFFS, imputer=one_pass, **FIT)) is None
+
+
 def test_unknown_imputer_names_the_parameter(snapshots):
     with pytest.raises(ValueError, match=r"params\.yaml prep\.imputer.*'mean'"):
         transform.build_transformer(["frequency"], [], imputer="mean")
@@ -405,6 +443,8 @@ def test_write_outputs_metrics(written):
     assert on_disk["features"] == {"numeric": len(numeric), "categorical": len(categorical),
                                    "prepared": written["prepared"].shape[1]}
     assert on_disk["prepared_all_finite"] is True and on_disk["skipped_groups"] == []
+    # FIT caps the iterative imputer at 3 rounds: too few on this data, and the metrics say so
+    assert on_disk["imputer"] == {"name": "iterative", "rounds": 3, "max_iter": 3, "converged": False, "tol": 1e-3}
     gaps = snapshots[numeric].isna().mean()
     assert set(on_disk["missing_share"]) == set(gaps[gaps > 0].index)
     for column, share in on_disk["missing_share"].items():

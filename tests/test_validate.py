@@ -12,10 +12,13 @@ import pytest
 from atelier.config import ParamsError
 from atelier.io import read_parquet
 from atelier.validate import (
+    DEMO_PROBLEMS,
     DataContractError,
     ValidationResult,
+    corrupt_sample,
     find_table_files,
     quality_table,
+    quarantine_demo,
     read_tables,
     run,
     validate_tables,
@@ -440,6 +443,61 @@ def test_ragged_csv_is_a_contract_error(tmp_path):
         read_tables(tmp_path)
 
 
+def _broken_parquet(kind: str, folder: Path) -> bytes:
+    if kind == "garbage":
+        return np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes()
+    if kind == "csv renamed":
+        return _orders().to_csv(index=False).encode()
+    _orders().to_parquet(folder / "whole.parquet")
+    whole = (folder / "whole.parquet").read_bytes()
+    (folder / "whole.parquet").unlink()
+    return whole[: len(whole) // 2]  # "truncated": an interrupted copy
+
+
+@pytest.mark.parametrize("table", ["orders", "events"])
+@pytest.mark.parametrize("kind", ["garbage", "csv renamed", "truncated"])
+def test_unreadable_parquet_is_a_contract_error_naming_the_file_and_the_fix(tmp_path, table, kind):
+    _all()["orders"].to_parquet(tmp_path / "orders.parquet")
+    (tmp_path / f"{table}.parquet").write_bytes(_broken_parquet(kind, tmp_path))
+    with pytest.raises(DataContractError) as caught:
+        read_tables(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / table}.parquet: could not be read as Parquet (")
+    assert "Export it again as Parquet, or as CSV" in message and "Data contract" in message
+    assert "\n" not in message and "Traceback" not in message
+    assert message.count(str(tmp_path)) == 1  # pyarrow's own copy of the path is dropped
+
+
+def test_empty_parquet_file_is_a_contract_error(tmp_path):
+    (tmp_path / "orders.parquet").write_bytes(b"")
+    with pytest.raises(DataContractError, match=r"orders\.parquet: the file is empty \(0 bytes\)") as caught:
+        read_tables(tmp_path)
+    assert "Export it" in str(caught.value)
+
+
+def test_csv_that_is_not_utf8_text_is_a_contract_error(tmp_path):
+    (tmp_path / "orders.csv").write_bytes(b"customer_id,order_id,ordered_at,amount\n1,2,2025-01-01,\xff\xfe\n")
+    with pytest.raises(DataContractError) as caught:
+        read_tables(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'orders.csv'}: could not be read as a comma-separated UTF-8 file")
+    assert "UTF8" in message and "Export it as CSV" in message and "\n" not in message
+
+
+def test_table_path_that_is_a_folder_is_a_contract_error(tmp_path):
+    (tmp_path / "orders.csv").mkdir()
+    with pytest.raises(DataContractError, match=r"orders\.csv: could not be opened .*not a folder"):
+        read_tables(tmp_path)
+
+
+def test_run_stops_on_an_unreadable_parquet_with_the_contract_message(tmp_path):
+    folder = tmp_path / "data" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "orders.parquet").write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(DataContractError, match=r"data/mine/orders\.parquet: could not be read as Parquet"):
+        run(_params(), tmp_path)
+
+
 # --------------------------------------------------------------------------------------------
 # Files: CSV and Parquet
 
@@ -559,3 +617,63 @@ def test_csv_only_empty_cells_are_missing(tmp_path):
     result = _validate(read_tables(tmp_path))
     region = result.tables["customers"]["region"]
     assert region.tolist()[:2] == ["NA", "None"] and pd.isna(region.tolist()[2])
+
+
+# --------------------------------------------------------------------------------------------
+# The quarantine demonstration (known bad rows in a small copy of clean data)
+
+
+def _demo(tables, **overrides):
+    arguments = dict(seed=5, orders=120, per_problem=3, valid_from="2000-01-01", valid_until=None, max_bad_value_share=0.5)
+    return quarantine_demo(tables, **{**arguments, **overrides})
+
+
+def test_quarantine_demo_catches_every_injected_problem_and_nothing_else(tiny_tables):
+    before = {name: frame.copy() for name, frame in tiny_tables.items()}
+    check, result = _demo(tiny_tables)
+    for name, frame in before.items():  # the validated tables are not touched
+        pd.testing.assert_frame_equal(tiny_tables[name], frame)
+    problems = check[check["problem"] != "none (untouched rows)"]
+    assert set(problems["problem"]) == {p for _, p, _, _ in DEMO_PROBLEMS}  # every class the demo knows
+    assert (problems["injected"] == 3).all() and (problems["quarantined"] == 3).all()
+    untouched = check[check["problem"] == "none (untouched rows)"].set_index("table")
+    assert (untouched["quarantined"] == 0).all() and untouched.loc["orders", "injected"] == 120 - 3 * 10
+    reasons = quality_table(result.report)
+    orders_reasons = dict(zip(reasons.loc[reasons["table"] == "orders", "reason"], reasons.loc[reasons["table"] == "orders", "rows"]))
+    assert orders_reasons == {
+        "missing customer_id": 3, "missing order_id": 3, "amount is negative": 3, "unparseable amount": 3,
+        "duplicate order_id": 3, "timestamp in the future": 3, "timestamp before valid_from": 3,
+        "quantity must be >= 1": 3, "discount is negative": 3, "unknown customer_id": 3,
+    }
+    assert result.report["tables"]["customers"]["rows_quarantined"] == 9
+    assert result.report["tables"]["orders"]["rows_in"] == 120 and "events" not in result.report["tables"]
+
+
+def test_corrupt_sample_is_seeded_and_breaks_each_row_once(tiny_tables):
+    copy, manifest = corrupt_sample(tiny_tables, seed=1, orders=50, per_problem=2, valid_from="2000-01-01")
+    again, _ = corrupt_sample(tiny_tables, seed=1, orders=50, per_problem=2, valid_from="2000-01-01")
+    other, _ = corrupt_sample(tiny_tables, seed=2, orders=50, per_problem=2, valid_from="2000-01-01")
+    for name in ("orders", "customers"):
+        pd.testing.assert_frame_equal(copy[name], again[name])
+    assert not copy["orders"]["order_id"].equals(other["orders"]["order_id"])
+    for name, group in manifest.groupby("table"):
+        positions = [p for rows in group["positions"] for p in rows]
+        assert len(positions) == len(set(positions)) == 2 * len(group), name
+    # customers: those of the sampled orders first, then spares; only spares are broken (no order loses its customer)
+    n_referenced = len(copy["customers"]) - 4 * 2
+    broken = [p for rows in manifest.loc[manifest["table"] == "customers", "positions"] for p in rows]
+    assert min(broken) >= n_referenced
+
+
+def test_quarantine_demo_on_orders_alone_skips_what_needs_customers(tiny_tables):
+    orders = tiny_tables["orders"].drop(columns=["quantity", "discount"])
+    check, result = _demo({"orders": orders}, per_problem=2, valid_until="2025-12-31")
+    assert "unknown customer" not in set(check["problem"]) and "quantity of 0" not in set(check["problem"])
+    assert set(check["table"]) == {"orders"}
+    assert (check["quarantined"] == check["injected"].where(check["problem"] != "none (untouched rows)", 0)).all()
+    assert "timestamp after valid_until" in result.report["tables"]["orders"]["reasons"]  # a bound in the past: named
+
+
+def test_corrupt_sample_needs_enough_rows(tiny_tables):
+    with pytest.raises(ValueError, match="too few"):
+        corrupt_sample(tiny_tables, seed=0, orders=10, per_problem=3, valid_from="2000-01-01")

@@ -117,6 +117,112 @@ def before_cutoff(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict
     return cut
 
 
+def _new_ids(ids: pd.Series, count: int, prefix: str) -> np.ndarray:
+    """`count` ids not in `ids`: integers above the largest for integer ids, else "<prefix>-<k>" text."""
+    if pd.api.types.is_integer_dtype(ids.dtype):
+        start = int(ids.max()) + 1 if len(ids) else 1
+        return np.arange(start, start + count, dtype="int64")
+    return np.array([f"{prefix}-{k}" for k in range(count)], dtype=object)
+
+
+def _after(cutoff: pd.Timestamp, span: pd.Timedelta, count: int, rng: np.random.Generator) -> pd.Series:
+    """`count` random times in [cutoff, cutoff + span), the first exactly at the cutoff (the boundary)."""
+    offsets = pd.to_timedelta(rng.random(count) * span.total_seconds(), unit="s").round("s")
+    times = pd.Series(cutoff + offsets, dtype="datetime64[us]")
+    if count:
+        times.iloc[0] = cutoff
+    return times
+
+
+def scramble_after_cutoff(
+    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, seed: int
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """A copy of `tables` whose future is rewritten, and a summary of what changed (the leakage test's input).
+
+    Every order, event and signup at or after `cutoff` gets another time (still at or after the
+    cutoff; one exactly at it), another customer and other values (amounts, quantities, event
+    types, devices, dwell, products, demographics), and as many rows again are added after the
+    cutoff: copies of random rows, past ones included, with new ids. Rows before the cutoff, and
+    customers who signed up before it, are untouched, as are products (timeless). Features built at
+    `cutoff` must not change; labels, which look after the cutoff, may. Summary columns: table,
+    rows_before_cutoff (untouched), rows_changed, rows_added.
+    """
+    rng = np.random.default_rng(seed)
+    cutoff = pd.Timestamp(cutoff)
+    scrambled = dict(tables)
+    summary = []
+    customers = tables.get("customers")
+    known_ids = [t["customer_id"].dropna() for t in tables.values() if "customer_id" in t.columns]
+    pool = pd.unique(pd.concat(known_ids, ignore_index=True).to_numpy()) if known_ids else np.array([])
+
+    def rewrite(name: str, time_column: str, key: str, change) -> None:
+        frame = tables[name]
+        times = frame[time_column]
+        late = (times >= cutoff).to_numpy(dtype=bool, na_value=False)
+        # Rows added: copies of random rows of the whole table (the past included), dated after the cutoff.
+        n_added = max(int(late.sum()), 20) if len(frame) else 0
+        added = frame.iloc[rng.integers(0, len(frame), n_added)].copy() if n_added else frame.iloc[0:0].copy()
+        added[key] = _new_ids(frame[key], n_added, f"scrambled-{name}")
+        future = pd.concat([frame[late], added], ignore_index=True)
+        last = times.max()
+        span = max(last - cutoff, pd.Timedelta(days=30)) if pd.notna(last) else pd.Timedelta(days=30)
+        future[time_column] = _after(cutoff, span, len(future), rng).astype(times.dtype).to_numpy()
+        if "customer_id" in future.columns and name != "customers" and len(pool):
+            future["customer_id"] = rng.choice(pool, len(future))
+        change(future)
+        future = future.sort_values(time_column, kind="stable")
+        scrambled[name] = pd.concat([frame[~late], future], ignore_index=True).astype(frame.dtypes.to_dict())
+        summary.append((name, int((~late).sum()), int(late.sum()), n_added))
+
+    def other_values(source: pd.Series, count: int) -> np.ndarray:
+        """`count` values drawn from those `source` holds (all missing stays all missing)."""
+        values = pd.unique(source.dropna().to_numpy())
+        return rng.choice(values, count) if len(values) else np.full(count, None, dtype=object)
+
+    def change_orders(future: pd.DataFrame) -> None:
+        future["amount"] = (future["amount"] * rng.uniform(2, 20, len(future)) + 1).round(2)
+        if "discount" in future.columns:
+            future["discount"] = rng.uniform(0, 50, len(future)).round(2)
+        if "quantity" in future.columns:
+            future["quantity"] = rng.integers(1, 9, len(future))
+        if "product_id" in future.columns:
+            future["product_id"] = other_values(tables["orders"]["product_id"], len(future))
+
+    def change_events(future: pd.DataFrame) -> None:
+        for column in ("event_type", "device", "product_id"):
+            if column in future.columns:
+                future[column] = other_values(tables["events"][column], len(future))
+        if "dwell_seconds" in future.columns:
+            future["dwell_seconds"] = rng.uniform(0, 3600, len(future)).round(1)
+
+    def change_customers(future: pd.DataFrame) -> None:
+        for column in DEMOGRAPHICS:
+            if column in future.columns:
+                future[column] = other_values(tables["customers"][column], len(future))
+
+    rewrite("orders", "ordered_at", "order_id", change_orders)
+    if tables.get("events") is not None:
+        rewrite("events", "ts", "event_id", change_events)
+    if customers is not None and "signup_at" in customers.columns:
+        rewrite("customers", "signup_at", "customer_id", change_customers)
+    columns = ["table", "rows_before_cutoff", "rows_changed", "rows_added"]
+    return scrambled, pd.DataFrame(summary, columns=columns).set_index("table")
+
+
+def customers_with_different_features(features: pd.DataFrame, other: pd.DataFrame) -> pd.Index:
+    """Customers whose feature rows differ between two feature tables, or who are in only one of them."""
+    index = features.index.union(other.index)
+    same = index.isin(features.index) & index.isin(other.index)
+    left, right = features.reindex(index), other.reindex(index)
+    for column in features.columns.union(other.columns):
+        if column not in left.columns or column not in right.columns:
+            return index
+        a, b = left[column], right[column]
+        equal = (a == b).astype("boolean").fillna(False).to_numpy(dtype=bool) | (a.isna() & b.isna()).to_numpy(dtype=bool)
+        same &= equal
+    return index[~same]
+
+
 def purchase_label(orders: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> pd.Series:
     """1 if the customer ordered within `horizon_days` after `cutoff`, else 0 (index: customer_id).
 

@@ -5,7 +5,7 @@ Outputs (declared in dvc.yaml):
   data/features/prepared.parquet    the same rows, imputed and scaled (model-ready)
   models/prep/transformer.skops     the fitted transformer (skops, no pickle)
   models/prep/features.json         feature lists, skipped groups, training cutoffs
-  metrics/prep.json                 per-cutoff sizes and label rates, missing shares
+  metrics/prep.json                 per-cutoff sizes and label rates, missing shares, imputer convergence
   plots/prep/daily_activity.csv     orders, revenue (and sessions) per day
 """
 
@@ -131,6 +131,8 @@ def write_outputs(root: Path, snapshots: pd.DataFrame, prepared: pd.DataFrame, t
         "skipped_groups": sorted(spec["skipped"]),
         "missing_share": {k: float(v) for k, v in missing[missing > 0].sort_index().items()},
         "prepared_all_finite": bool(np.isfinite(prepared.to_numpy(dtype=float)).all()),
+        # Iterative imputation: rounds run and whether it converged before its cap (see transform.imputer_convergence).
+        "imputer": {"name": imputer, **(transform.imputer_convergence(transformer) or {})},
     }
     write_json(metrics, root / METRICS_FILE)
     return metrics

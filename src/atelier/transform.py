@@ -94,3 +94,22 @@ def transform(transformer: Pipeline, features: pd.DataFrame) -> pd.DataFrame:
 def fit_transformer(transformer: Pipeline, features: pd.DataFrame) -> Pipeline:
     """Fit `transformer` on `features` (the training snapshots)."""
     return transformer.fit(model_frame(features))
+
+
+def imputer_convergence(transformer: Pipeline) -> dict[str, object] | None:
+    """How the fitted iterative imputer ended: rounds run, the cap, and whether it converged.
+
+    IterativeImputer re-predicts every gap from the other columns, round after round, and stops
+    early once no imputed value moves by more than `tol` (relative to the data's scale). Stopping
+    before `max_iter` means it converged; running all `max_iter` rounds means it was cut off while
+    the values were still moving (scikit-learn then warns "Early stopping criterion not reached").
+    None for the KNN and median imputers, which fit in one pass.
+    """
+    numeric = transformer.named_steps["columns"].named_transformers_.get("numeric")
+    imputer = numeric.named_steps["impute"] if numeric is not None else None
+    if not isinstance(imputer, IterativeImputer):
+        return None
+    rounds, cap = int(imputer.n_iter_), int(imputer.max_iter)
+    # A stop in the very last allowed round cannot be told apart from a cut-off after the fit: count it
+    # as not converged (the cautious reading).
+    return {"rounds": rounds, "max_iter": cap, "converged": rounds < cap, "tol": float(imputer.tol)}

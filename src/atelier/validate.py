@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.lib as pa_lib
 from pandera.errors import SchemaErrors
 
 from atelier.config import ParamsError, get
 from atelier.io import write_json, write_parquet
-from atelier.contract import FILE_SUFFIXES, TABLES, Column, Table
+from atelier.contract import FILE_SUFFIXES, TABLES, Column, DataContractError, Table
 
 SEE_README = "See README, 'Data contract'."
 REASON_SEP = "; "
@@ -71,10 +72,6 @@ _KIND_UNPARSEABLE = {
 # Order of a row's reasons: by contract column, then by this rank; cross-table checks come last.
 _RANK = {"unparseable": 0, "missing": 1, "bound": 2, "time": 3, "duplicate": 4}
 _CROSS_ORDER = 10_000
-
-
-class DataContractError(ValueError):
-    """The input does not meet the data contract in a way row quarantine cannot fix."""
 
 
 @dataclass
@@ -133,6 +130,17 @@ def not_read_files(folder: Path, files: dict[str, Path]) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(".") and p.name not in used)
 
 
+_UNREADABLE_FIX = f"Check that it is a file you can read (permissions, not a folder) and try again. {SEE_README}"
+
+
+def _one_line(error: BaseException, path: Path) -> str:
+    """The first line of a reader's error, without the file name our message already starts with."""
+    text = str(error).strip()
+    text = text.splitlines()[0] if text else type(error).__name__
+    text = text.removeprefix(f"Could not open Parquet input source '{path}': ")
+    return text.replace(f": '{path}'", "").replace(f" '{path}'", "").rstrip(".")
+
+
 def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
     """Read the contract tables in `folder`: CSV with every column as text, Parquet with its types.
 
@@ -155,12 +163,28 @@ def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
                 ) from None
             except pd.errors.ParserError as error:
                 raise DataContractError(
-                    f"{path}: could not be read as a comma-separated UTF-8 file ({error}). Export it "
-                    f"as CSV (UTF-8, comma-separated, one header row, the same number of fields on "
+                    f"{path}: could not be read as a comma-separated UTF-8 file ({_one_line(error, path)}). "
+                    f"Export it as CSV (UTF-8, comma-separated, one header row, the same number of fields on "
                     f"every row) or as Parquet. {SEE_README}"
                 ) from None
+            except OSError as error:
+                raise DataContractError(f"{path}: could not be opened ({_one_line(error, path)}). {_UNREADABLE_FIX}") from None
+        elif path.is_file() and path.stat().st_size == 0:
+            raise DataContractError(
+                f"{path}: the file is empty (0 bytes), so there is no '{name}' table to read. Export it "
+                f"again (the export may have failed or still be running), or remove the file. {SEE_README}"
+            )
         else:
-            frames[name] = pd.read_parquet(path)
+            try:
+                frames[name] = pd.read_parquet(path)
+            except OSError as error:  # includes pyarrow's ArrowIOError: permissions, a folder, a broken disk read
+                raise DataContractError(f"{path}: could not be opened ({_one_line(error, path)}). {_UNREADABLE_FIX}") from None
+            except (pa_lib.ArrowException, ValueError) as error:
+                raise DataContractError(
+                    f"{path}: could not be read as Parquet ({_one_line(error, path)}). It may be truncated, "
+                    f"corrupt, still being written, or another format renamed to .parquet. Export it again as "
+                    f"Parquet, or as CSV named {name}.csv. {SEE_README}"
+                ) from None
     return frames
 
 
@@ -663,6 +687,150 @@ def quality_table(report: dict[str, Any]) -> pd.DataFrame:
         ascending=[True, False, True], kind="stable",
     ).reset_index(drop=True)
     return frame.astype({"table": "string", "reason": "string", "rows": "int64"})
+
+
+# --------------------------------------------------------------------------------------------
+# A quarantine demonstration: known bad rows in a small copy of clean data, validated in memory
+
+#: What `corrupt_sample` breaks: (table, problem, column it touches, a substring of the reason validate gives).
+DEMO_PROBLEMS: tuple[tuple[str, str, str, str], ...] = (
+    ("orders", "missing customer_id", "customer_id", "missing customer_id"),
+    ("orders", "missing order_id", "order_id", "missing order_id"),
+    ("orders", "negative amount", "amount", "amount is negative"),
+    ("orders", "amount that is not a number", "amount", "amount is not a number"),
+    ("orders", "duplicate order_id", "order_id", "duplicate order_id"),
+    ("orders", "ordered_at after valid_until", "ordered_at", "ordered_at is after"),
+    ("orders", "ordered_at before valid_from", "ordered_at", "ordered_at is before valid_from"),
+    ("orders", "quantity of 0", "quantity", "quantity must be >= 1"),
+    ("orders", "negative discount", "discount", "discount is negative"),
+    ("orders", "unknown customer", "customer_id", "unknown customer_id"),
+    ("customers", "missing customer_id", "customer_id", "missing customer_id"),
+    ("customers", "duplicate customer_id", "customer_id", "duplicate customer_id"),
+    ("customers", "signup_at after valid_until", "signup_at", "signup_at is after"),
+)
+
+
+def _with_missing(column: pd.Series) -> pd.Series:
+    """The column in a dtype that can hold a missing value (int64 ids become Int64)."""
+    return column.astype("Int64") if column.dtype == "int64" else column
+
+
+def _unused_ids(used: pd.Series, count: int) -> list[Any]:
+    if pd.api.types.is_integer_dtype(used.dtype):
+        start = int(used.max()) + 1 if len(used) else 1
+        return list(range(start, start + count))
+    return [f"not-a-customer-{k}" for k in range(count)]
+
+
+def corrupt_sample(
+    tables: dict[str, pd.DataFrame], *, seed: int, orders: int, per_problem: int,
+    valid_from: Any, valid_until: Any = None,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """A seeded small copy of validated `tables` with `per_problem` known bad rows per problem, and its manifest.
+
+    The copy holds `orders` random orders and, when a customers table is given, their customers
+    plus a few others (the rows the customer problems break, so no order loses its customer).
+    Each problem of `DEMO_PROBLEMS` whose column exists hits rows of its own; a duplicate copies
+    the id of an earlier, untouched row. `valid_until` None means now, as in the stage. Manifest
+    columns: table, problem, expected_reason (a substring of the reason validate should give),
+    positions (0-based rows of the copy).
+    """
+    if per_problem < 1 or orders < 1:
+        raise ValueError(f"orders and per_problem must be positive, got {orders} and {per_problem}")
+    rng = np.random.default_rng(seed)
+    valid_from = _to_naive_utc(valid_from)
+    valid_until = _to_naive_utc(pd.Timestamp.now(tz="UTC") if valid_until is None else valid_until)
+    source = tables["orders"]
+    sample = source.iloc[np.sort(rng.choice(len(source), min(orders, len(source)), replace=False))]
+    copy = {"orders": sample.reset_index(drop=True)}
+    customers = tables.get("customers")
+    if customers is not None:
+        referenced = customers["customer_id"].isin(copy["orders"]["customer_id"]).to_numpy()
+        spare = np.flatnonzero(~referenced)
+        extra = np.sort(rng.choice(spare, min(len(spare), 4 * per_problem), replace=False))
+        # Customers of the sampled orders first, then the spare ones: only spare rows are broken.
+        copy["customers"] = pd.concat([customers[referenced], customers.iloc[extra]], ignore_index=True)
+    manifest = []
+    for name, frame in copy.items():
+        problems = [p for p in DEMO_PROBLEMS if p[0] == name and p[2] in frame.columns
+                    and (p[1] != "unknown customer" or "customers" in copy)]
+        if name == "customers":
+            pool = np.arange(int(referenced.sum()), len(frame))  # spare customers: nobody's orders point at them
+            earlier_pool = np.arange(int(referenced.sum()))
+        else:
+            pool, earlier_pool = np.arange(len(frame)), None
+        # Orders also draw the untouched rows duplicates copy from; a duplicate customer copies a referenced one.
+        needed = per_problem * (len(problems) + (name == "orders"))
+        if len(pool) < needed:
+            raise ValueError(f"{name}: {len(pool)} rows are too few for {needed} broken rows; lower per_problem or raise orders")
+        drawn = rng.choice(pool, needed, replace=False)
+        chosen = dict(zip((p[1] for p in problems), np.split(drawn[: per_problem * len(problems)], len(problems))))
+        spare_rows = drawn[per_problem * len(problems):]  # the untouched rows duplicates copy from
+        for _, problem, column, reason in problems:
+            rows = np.sort(chosen[problem])
+            if problem.startswith("missing"):
+                frame[column] = _with_missing(frame[column])
+                frame.loc[rows, column] = pd.NA
+            elif problem == "negative amount":
+                frame.loc[rows, column] = -np.round(rng.uniform(1, 100, len(rows)), 2)
+            elif problem == "negative discount":
+                frame.loc[rows, column] = -np.round(rng.uniform(1, 20, len(rows)), 2)
+            elif problem == "amount that is not a number":
+                frame[column] = frame[column].astype(object)
+                frame.loc[rows, column] = rng.choice(["n/a", "12,50", "EUR 49.90"], len(rows))
+            elif problem == "quantity of 0":
+                frame.loc[rows, column] = 0
+            elif problem.startswith("duplicate"):
+                if earlier_pool is not None:
+                    origin = rng.choice(earlier_pool, len(rows), replace=False)  # earlier rows by construction
+                else:
+                    origin, rows = np.sort(np.stack([spare_rows, rows]), axis=0)  # the later of each pair copies
+                frame.loc[rows, column] = frame[column].to_numpy()[origin]
+            elif problem.endswith("after valid_until"):
+                later = pd.to_timedelta(rng.integers(1, 365 * 86_400, len(rows)), unit="s")
+                frame.loc[rows, column] = (valid_until.ceil("D") + later).astype(frame[column].dtype)
+            elif problem.endswith("before valid_from"):
+                earlier = pd.to_timedelta(rng.integers(86_400, 3650 * 86_400, len(rows)), unit="s")
+                frame.loc[rows, column] = (valid_from - earlier).astype(frame[column].dtype)
+            elif problem == "unknown customer":
+                frame.loc[rows, column] = _unused_ids(copy["customers"]["customer_id"], len(rows))
+            manifest.append((name, problem, reason, tuple(int(r) for r in rows)))
+    return copy, pd.DataFrame(manifest, columns=["table", "problem", "expected_reason", "positions"])
+
+
+def quarantine_demo(
+    tables: dict[str, pd.DataFrame], *, seed: int, orders: int, per_problem: int,
+    valid_from: Any, valid_until: Any, max_bad_value_share: float,
+) -> tuple[pd.DataFrame, ValidationResult]:
+    """Break a small copy of clean tables on purpose (`corrupt_sample`), validate it in memory, and say what was caught.
+
+    Returns one row per problem (table, problem, injected, quarantined: the injected rows sent to
+    quarantine with the expected reason) plus, per table, a row for the untouched rows
+    (quarantined there are false alarms and should be 0), and the ValidationResult itself.
+    Nothing is written to disk.
+    """
+    corrupted, manifest = corrupt_sample(
+        tables, seed=seed, orders=orders, per_problem=per_problem, valid_from=valid_from, valid_until=valid_until
+    )
+    result = validate_tables(
+        corrupted, valid_from=valid_from,
+        valid_until=pd.Timestamp.now(tz="UTC") if valid_until is None else valid_until,
+        max_bad_value_share=max_bad_value_share,
+    )
+    rows = []
+    for name, frame in corrupted.items():
+        quarantine = result.quarantine[name]
+        reasons = pd.Series(pd.NA, index=pd.RangeIndex(len(frame)), dtype="string")
+        reasons.iloc[quarantine["source_row"].to_numpy() - 1] = quarantine["reason"].to_numpy()
+        touched = np.zeros(len(frame), dtype=bool)
+        for problem in manifest[manifest["table"] == name].itertuples(index=False):
+            positions = list(problem.positions)
+            touched[positions] = True
+            found = reasons.iloc[positions].str.contains(problem.expected_reason, regex=False).fillna(False)
+            rows.append((name, problem.problem, len(positions), int(found.sum())))
+        rows.append((name, "none (untouched rows)", int((~touched).sum()), int(reasons[~touched].notna().sum())))
+    check = pd.DataFrame(rows, columns=["table", "problem", "injected", "quarantined"])
+    return check, result
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from atelier.dates import black_friday
 from atelier.simulate.config import SeasonalEvent, SimulationConfig
 
-
-def black_friday(year: int) -> pd.Timestamp:
-    """The Friday after the fourth Thursday of November."""
-    november_first = pd.Timestamp(year=year, month=11, day=1)
-    first_thursday = november_first + pd.Timedelta(days=(3 - november_first.day_of_week) % 7)
-    return first_thursday + pd.Timedelta(days=22)
+__all__ = ["black_friday", "build_calendar", "event_days", "mobile_probability"]
 
 
 def event_days(event: SeasonalEvent, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:

@@ -26,6 +26,7 @@ class Persona:
     views_per_session: float
     cart_rate: float
     buy_rate: float
+    basket_extra_units: float
     price_sensitivity: float
     discount_sensitivity: float
     tier_mix: tuple[float, ...]
@@ -122,6 +123,7 @@ def config_from_params(section: dict[str, Any]) -> SimulationConfig:
                     views_per_session=float(p["views_per_session"]),
                     cart_rate=float(p["cart_rate"]),
                     buy_rate=float(p["buy_rate"]),
+                    basket_extra_units=float(p["basket_extra_units"]),
                     price_sensitivity=float(p["price_sensitivity"]),
                     discount_sensitivity=float(p["discount_sensitivity"]),
                     tier_mix=_shares(p["tier_mix"], f"personas.{name}.tier_mix", len(TIERS)),
@@ -198,6 +200,10 @@ def _check(config: SimulationConfig) -> None:
         for field in ("cart_rate", "buy_rate"):
             _require(0 < getattr(p, field) <= 1, f"{key}.{field}", "must be in (0, 1]")
         _require(p.lifetime_months > 0 and p.sessions_per_month > 0, key, "rates must be positive")
+        _require(
+            np.isfinite(p.basket_extra_units) and p.basket_extra_units >= 0,
+            f"{key}.basket_extra_units", "must be >= 0 (the mean extra units of each item bought)",
+        )
     for event in config.events:
         if event.anchor != "black_friday":
             try:

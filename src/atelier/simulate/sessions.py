@@ -142,7 +142,10 @@ def session_outcomes(
     A session views 1 + Poisson(views_per_session - 1) products, each picked by the customer's
     category affinity, the persona's price-tier mix and product popularity. Each view goes to the
     cart with `cart_chance`; a session with a cart becomes an order with `buy_chance` x
-    `buy_multiplier`, buying everything in the cart. Ids continue from the `first_*` arguments.
+    `buy_multiplier`, buying everything in the cart. Basket size is the persona's: each item in the
+    cart is bought in 1 + Poisson(basket_extra_units) units (a second size or colour, a multipack),
+    so an order's quantity is the items bought plus their extra units, and its amount and discount
+    count every unit. Ids continue from the `first_*` arguments.
     """
     config, catalog = world.config, world.catalog
     n_sessions = len(sessions)
@@ -180,6 +183,10 @@ def session_outcomes(
     view_dwell = rng.lognormal(config.dwell_log_mean, config.dwell_log_sd, len(product_row))
     cart_dwell = rng.lognormal(*CART_DWELL, len(product_row))
     checkout_dwell = rng.lognormal(*CHECKOUT_DWELL, n_sessions)
+    # Units of each item if bought, drawn last and for every view with a rate set by the persona alone,
+    # so the multipliers never shift the random stream (and the draws before this one are unchanged).
+    extra_units = np.array([p.basket_extra_units for p in config.personas])[view_persona]
+    units = 1 + rng.poisson(extra_units)
     block = view_dwell + np.where(carted, cart_dwell, 0.0)
     elapsed = np.cumsum(block) - block
     session_first_view = np.concatenate([[0], np.cumsum(views)[:-1]]).astype(np.int64)
@@ -223,10 +230,12 @@ def session_outcomes(
         }
     )
 
-    # Orders: one per purchasing session, everything in the cart, at the discounted price.
+    # Orders: one per purchasing session, every unit of everything in the cart, at the discounted price.
     price = catalog["price"].to_numpy()[product_row]
-    paid = np.bincount(view_session, weights=np.where(bought, price * (1 - discount), 0.0), minlength=n_sessions)
-    saved = np.bincount(view_session, weights=np.where(bought, price * discount, 0.0), minlength=n_sessions)
+    bought_units = np.where(bought, units, 0)
+    paid = np.bincount(view_session, weights=bought_units * price * (1 - discount), minlength=n_sessions)
+    saved = np.bincount(view_session, weights=bought_units * price * discount, minlength=n_sessions)
+    quantity = np.bincount(view_session, weights=bought_units, minlength=n_sessions).astype(np.int64)
     buying = np.flatnonzero(purchased)
     buying = buying[np.argsort(checkout_ms[buying], kind="stable")]
     orders = pd.DataFrame(
@@ -235,7 +244,7 @@ def session_outcomes(
             "customer_id": population.customer_id[sessions.customer_row[buying]],
             "ordered_at": _timestamps(world, checkout_ms[buying]),
             "amount": np.round(paid[buying], 2),
-            "quantity": cart_adds[buying],
+            "quantity": quantity[buying],
             "discount": np.round(saved[buying], 2),
             "session_id": session_id[buying],
         }
