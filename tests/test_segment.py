@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -316,6 +317,59 @@ def test_compare_transforms_heavy_tail_makes_one_giant_raw_cluster():
         assert row["largest_share"] == pytest.approx(row["sizes"][0] / n)
 
 
+def sweep_table(silhouettes: list[float], largest: list[float], smallest: list[float] | None = None) -> pd.DataFrame:
+    """A hand-built k_sweep table for k = 2, 3, ..."""
+    smallest = smallest or [0.05] * len(silhouettes)
+    return pd.DataFrame({"silhouette": silhouettes, "largest_share": largest, "smallest_share": smallest},
+                        index=pd.Index(range(2, 2 + len(silhouettes)), name="k"))
+
+
+def test_silhouette_trap_raw_best_from_one_giant_cluster():
+    log = sweep_table([0.42, 0.31, 0.34, 0.35], [0.74, 0.51, 0.37, 0.35])
+    raw = sweep_table([0.46, 0.32, 0.35, 0.25], [0.88, 0.76, 0.62, 0.31], [0.12, 0.08, 0.03, 0.03])
+    trap = seg.silhouette_trap(log, raw)
+    assert trap["trap"] is True
+    assert (trap["k"], trap["silhouette_raw"], trap["largest_share_raw"], trap["smallest_share_raw"]) == (2, 0.46, 0.88, 0.12)
+    assert (trap["silhouette_log_same_k"], trap["largest_share_log_same_k"]) == (0.42, 0.74)
+    assert (trap["k_log_best"], trap["silhouette_log_best"], trap["largest_share_log_best"]) == (2, 0.42, 0.74)
+    json.dumps(trap)  # plain values: it goes into the metrics
+
+
+@pytest.mark.parametrize(
+    "raw_silhouettes, raw_largest, expected_k",
+    [
+        ([0.30, 0.46, 0.20], [0.90, 0.50, 0.40], 3),  # raw's best is balanced: no giant cluster
+        ([0.40, 0.20, 0.20], [0.90, 0.50, 0.40], 2),  # giant cluster, but log features score higher: silhouette does not mislead
+    ],
+    ids=["balanced", "log-scores-higher"],
+)
+def test_silhouette_trap_absent(raw_silhouettes, raw_largest, expected_k):
+    log = sweep_table([0.42, 0.35, 0.30], [0.60, 0.40, 0.30])
+    trap = seg.silhouette_trap(log, sweep_table(raw_silhouettes, raw_largest))
+    assert trap["trap"] is False and trap["k"] == expected_k
+
+
+def test_silhouette_trap_threshold_and_undefined_silhouettes():
+    log = sweep_table([0.30, float("nan")], [0.60, 0.40])
+    raw = sweep_table([float("nan"), 0.50], [0.95, 0.70])
+    assert seg.silhouette_trap(log, raw)["k"] == 3  # NaN silhouettes are skipped
+    assert seg.silhouette_trap(log, raw, giant_share=0.70)["trap"] is True
+    assert seg.silhouette_trap(log, raw, giant_share=0.71)["trap"] is False
+    with pytest.raises(ValueError, match="silhouette"):
+        seg.silhouette_trap(log, sweep_table([float("nan")] * 2, [1.0, 1.0]))
+
+
+def test_silhouette_trap_on_heavy_tails():
+    rng = np.random.default_rng(5)
+    n = 600
+    frame = pd.DataFrame({"monetary": rng.lognormal(0, 2.5, n), "frequency": rng.lognormal(0, 2.0, n)})
+    settings = dataclasses.replace(FAST, k_min=2, k_max=5, log1p=("monetary", "frequency"))
+    log = seg.k_sweep(seg.build_preprocessor(list(frame), settings.log1p).fit_transform(frame.to_numpy()), settings)
+    raw = seg.k_sweep(seg.build_preprocessor(list(frame), settings.log1p, log_transform=False).fit_transform(frame.to_numpy()), settings)
+    trap = seg.silhouette_trap(log, raw)
+    assert trap["trap"] is True and trap["largest_share_raw"] > 0.9 and trap["silhouette_raw"] > trap["silhouette_log_best"]
+
+
 # --------------------------------------------------------------------------------------------
 # Density-based alternatives
 # --------------------------------------------------------------------------------------------
@@ -366,6 +420,32 @@ def test_density_clusterings_uses_seeded_sample_and_fixed_eps(blob_fit):
     np.testing.assert_array_equal(result["sample_rows"], seg.seeded_sample(len(X), 200, settings.seed))
     assert result["eps"] == 0.4
     assert len(result["dbscan"]["labels"]) == 200 == len(result["k_distances"])
+
+
+def test_density_composition_by_hand():
+    labels = np.array([0, 0, 0, 1, 1, -1, 0, 1])
+    segments = np.array(["Loyal", "Loyal", "Bargain", "Lapsing", "Lapsing", "Loyal", "Loyal", "Browsers"])
+    buyers = np.array([True, True, True, False, False, True, True, False])
+    table = seg.density_composition(labels, segments, buyers, minimum=0.3)
+    assert table.index.tolist() == [0, 1, -1]  # noise last
+    assert table["customers"].tolist() == [4, 3, 1] and table["share"].tolist() == [0.5, 0.375, 0.125]
+    assert table["buyer_share"].tolist() == [1.0, 0.0, 1.0]
+    assert table.loc[0, "main_segments"] == "Loyal 75%"  # Bargain (25%) is under the minimum
+    assert table.loc[1, "main_segments"] == "Lapsing 67%, Browsers 33%"
+    assert seg.separates_buyers(table)
+    unknown = seg.density_composition(labels, segments)
+    assert unknown["buyer_share"].isna().all() and not seg.separates_buyers(unknown)
+
+
+def test_separates_buyers_needs_pure_clusters_of_both_kinds():
+    def composition(shares):
+        return pd.DataFrame({"buyer_share": shares}, index=pd.Index(range(len(shares)), name="cluster"))
+    assert seg.separates_buyers(composition([0.98, 0.01]))
+    assert not seg.separates_buyers(composition([0.98, 0.60]))  # one mixed cluster
+    assert not seg.separates_buyers(composition([0.98, 0.99]))  # buyers only
+    assert not seg.separates_buyers(composition([0.0]))  # one cluster
+    with_noise = pd.DataFrame({"buyer_share": [1.0, 0.0, 0.5]}, index=pd.Index([0, 1, -1], name="cluster"))
+    assert seg.separates_buyers(with_noise)  # noise is not a cluster
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,14 +578,39 @@ def test_profiles_and_centroid_z_by_hand():
     snapshot = pd.DataFrame({"monetary": [10.0, 30.0, np.nan, 5.0], "frequency": [1, 3, 2, 0], "other": list("abcd")})
     labels = np.array([1, 1, 0, 0])
     table = seg.profiles(snapshot, labels, ["monetary", "frequency"])
-    assert table.columns.tolist() == ["customers", "share", "monetary", "frequency"]
-    assert table["customers"].tolist() == [2, 2] and table["share"].tolist() == [0.5, 0.5]
-    assert table.loc[1, "monetary"] == 20.0 and table.loc[0, "monetary"] == 5.0  # NaN skipped
-    assert table.loc[0, "frequency"] == 1.0
+    assert table.columns.tolist() == [(seg.SIZE, "customers"), (seg.SIZE, "share"),
+                                      (seg.CLUSTERED, "monetary"), (seg.CLUSTERED, "frequency")]
+    assert table[seg.SIZE, "customers"].tolist() == [2, 2] and table[seg.SIZE, "share"].tolist() == [0.5, 0.5]
+    assert table.loc[1, (seg.CLUSTERED, "monetary")] == 20.0 and table.loc[0, (seg.CLUSTERED, "monetary")] == 5.0  # NaN skipped
+    assert table.loc[0, (seg.CLUSTERED, "frequency")] == 1.0
 
     X = np.array([[1.0, -1.0], [3.0, 1.0], [0.0, 2.0], [-2.0, 0.0]])
     z = seg.centroid_z(X, labels, ["monetary", "frequency"])
     assert z.loc[1].tolist() == [2.0, 0.0] and z.loc[0].tolist() == [-1.0, 1.0]
+
+
+def test_descriptive_columns_are_device_and_category_shares_not_clustered_on():
+    snapshot = pd.DataFrame({"frequency": [1.0], "share_mobile": [0.5], "share_desktop": [0.3], "share_tablet": [0.2],
+                             "affinity_tops": [0.6], "affinity_shoes": [0.4], "discount_share": [0.1], "region": ["north"],
+                             "share_label": ["a"]})
+    assert seg.descriptive_columns(snapshot, ["frequency", "share_mobile", "discount_share"]) == [
+        "share_desktop", "share_tablet", "affinity_tops", "affinity_shoes"]
+    assert seg.descriptive_columns(snapshot[["frequency", "region"]], ["frequency"]) == []  # orders only: none
+
+
+def test_profiles_mark_descriptive_columns_and_profile_them_in_original_units():
+    snapshot = pd.DataFrame({"frequency": [1.0, 3.0, 0.0, 2.0], "share_desktop": [0.2, np.nan, 1.0, 0.0],
+                             "affinity_tops": [0.1, 0.3, 0.5, 0.9]})
+    labels = np.array([0, 0, 1, 1])
+    table = seg.profiles(snapshot, labels, ["frequency"], ["share_desktop", "affinity_tops", "frequency"])
+    assert table[seg.CLUSTERED].columns.tolist() == ["frequency"]
+    assert table[seg.DESCRIPTIVE].columns.tolist() == ["share_desktop", "affinity_tops"]  # a clustered column stays clustered
+    assert table.loc[0, (seg.DESCRIPTIVE, "share_desktop")] == 0.2  # undefined (no visits) skipped
+    assert table.loc[1, (seg.DESCRIPTIVE, "share_desktop")] == 0.5
+    assert table.loc[:, (seg.DESCRIPTIVE, "affinity_tops")].tolist() == pytest.approx([0.2, 0.7])
+    assert table[seg.SIZE, "customers"].tolist() == [2, 2]
+    # Profiling descriptive columns does not change the clustered part.
+    pd.testing.assert_frame_equal(table[[seg.SIZE, seg.CLUSTERED]], seg.profiles(snapshot, labels, ["frequency"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -709,3 +814,7 @@ def test_write_outputs(tmp_path, blob_fit):
     assert len(parquet) == len(frame) and set(parquet["model_version"]) == {version}
     csv = pd.read_csv(tmp_path / seg.PLOTS_DIR / "k_sweep.csv")
     assert csv["k"].tolist() == [2, 3, 4] and "silhouette_raw" in csv.columns
+    # The paths the report names are the paths written.
+    assert {seg.ATTRIBUTES_FILE, seg.SEGMENTS_FILE, seg.SEGMENTER_FILE} == {
+        Path("data/segments/attributes.sqlite"), Path("data/segments/segments.parquet"), Path("models/segment/segmenter.skops")}
+    assert all((tmp_path / path).is_file() for path in (seg.ATTRIBUTES_FILE, seg.SEGMENTS_FILE, seg.SEGMENTER_FILE))

@@ -234,6 +234,36 @@ def compare_transforms(frame: pd.DataFrame, settings: SegmentSettings) -> pd.Dat
     return pd.DataFrame(rows).T
 
 
+def silhouette_trap(sweep: pd.DataFrame, sweep_raw: pd.DataFrame, giant_share: float = 0.75) -> dict[str, Any]:
+    """Where raw scaling gets its best silhouette, how lopsided that split is, and whether it is the trap.
+
+    `sweep` (log1p features) and `sweep_raw` (raw features) are `k_sweep` tables over the same k.
+    The trap: raw features reach a silhouette at least as high as the best log1p one, but only
+    because one cluster holds `giant_share` or more of the customers. A reader who picks features
+    and k by silhouette alone falls into it; the cluster sizes give it away. On data without
+    heavy tails it need not appear, and then `trap` is False.
+    """
+    raw_scores, log_scores = sweep_raw["silhouette"].dropna(), sweep["silhouette"].dropna()
+    if raw_scores.empty or log_scores.empty:
+        raise ValueError("silhouette_trap needs at least one defined silhouette in each sweep (k_sweep with k >= 2)")
+    k_raw, k_log = int(raw_scores.idxmax()), int(log_scores.idxmax())
+    raw, log_same_k, log_best = sweep_raw.loc[k_raw], sweep.loc[k_raw], sweep.loc[k_log]
+    trap = bool(raw["silhouette"] >= log_best["silhouette"] and raw["largest_share"] >= giant_share)
+    return {
+        "k": k_raw,
+        "silhouette_raw": float(raw["silhouette"]),
+        "largest_share_raw": float(raw["largest_share"]),
+        "smallest_share_raw": float(raw["smallest_share"]),
+        "silhouette_log_same_k": float(log_same_k["silhouette"]),
+        "largest_share_log_same_k": float(log_same_k["largest_share"]),
+        "k_log_best": k_log,
+        "silhouette_log_best": float(log_best["silhouette"]),
+        "largest_share_log_best": float(log_best["largest_share"]),
+        "giant_share": float(giant_share),
+        "trap": trap,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Density-based alternatives
 # --------------------------------------------------------------------------------------------
@@ -286,6 +316,39 @@ def density_clusterings(X: np.ndarray, kmeans_labels: np.ndarray, settings: Segm
     return results
 
 
+def density_composition(labels: np.ndarray, segments: np.ndarray, buyers: np.ndarray | None = None,
+                        minimum: float = 0.1) -> pd.DataFrame:
+    """What each density cluster is made of: size, share of buyers, and its main K-Means segments.
+
+    `labels` are DBSCAN/HDBSCAN labels (-1 = noise), `segments` the K-Means segment name of the
+    same rows, `buyers` whether each row has ordered (None if unknown). A segment is listed if it
+    holds at least `minimum` of the cluster, largest first. Index: cluster id, noise (-1) last.
+    """
+    frame = pd.DataFrame({"cluster": np.asarray(labels), "segment": np.asarray(segments)})
+    records = []
+    for cluster in sorted(frame["cluster"].unique(), key=lambda c: (c < 0, c)):
+        members = frame["cluster"] == cluster
+        mix = frame.loc[members, "segment"].value_counts(normalize=True)
+        mix = mix[mix >= minimum]
+        records.append({
+            "cluster": int(cluster),
+            "customers": int(members.sum()),
+            "share": float(members.mean()),
+            "buyer_share": float(np.asarray(buyers)[members.to_numpy()].mean()) if buyers is not None else float("nan"),
+            "main_segments": ", ".join(f"{name} {share:.0%}" for name, share in mix.items()),
+        })
+    return pd.DataFrame(records).set_index("cluster")
+
+
+def separates_buyers(composition: pd.DataFrame, purity: float = 0.95) -> bool:
+    """True if every density cluster (noise aside) is almost all buyers or almost all non-buyers, and both kinds occur."""
+    clusters = composition.loc[composition.index >= 0, "buyer_share"]
+    if clusters.isna().any() or len(clusters) < 2:
+        return False
+    buying, not_buying = clusters >= purity, clusters <= 1 - purity
+    return bool((buying | not_buying).all() and buying.any() and not_buying.any())
+
+
 # --------------------------------------------------------------------------------------------
 # Stability and truth
 # --------------------------------------------------------------------------------------------
@@ -335,14 +398,32 @@ def truth_agreement(labels: np.ndarray, personas: pd.Series) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Profiles and names
 # --------------------------------------------------------------------------------------------
-def profiles(snapshot: pd.DataFrame, labels: np.ndarray, columns: list[str]) -> pd.DataFrame:
-    """Per segment: size, share and the mean of each column in original units (undefined values skipped)."""
-    frame = snapshot[columns].astype(float).assign(segment=labels)
+#: Snapshot columns that describe a segment without being clustered on: device shares and
+#: category affinities (each customer's share of product views per category).
+DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("share_", "affinity_")
+#: The column groups of a profile table (its first column level).
+SIZE, CLUSTERED, DESCRIPTIVE = "size", "clustered on", "descriptive (not clustered on)"
+
+
+def descriptive_columns(snapshot: pd.DataFrame, clustered: list[str]) -> list[str]:
+    """Numeric device-share and category-affinity columns of the snapshot that were not clustered on."""
+    return [c for c in snapshot.columns
+            if c.startswith(DESCRIPTIVE_PREFIXES) and c not in clustered and pd.api.types.is_numeric_dtype(snapshot[c])]
+
+
+def profiles(snapshot: pd.DataFrame, labels: np.ndarray, columns: list[str], descriptive: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per segment: size, share and the mean of each column in original units (undefined values skipped).
+
+    `columns` are the features clustered on; `descriptive` are columns profiled only to describe
+    the segments (e.g. device shares, category affinities), never used to form them. The columns
+    carry two levels: the group (`SIZE`, `CLUSTERED`, `DESCRIPTIVE`) and the column name.
+    """
+    descriptive = [c for c in descriptive if c not in columns]
+    frame = snapshot[[*columns, *descriptive]].astype(float).assign(segment=labels)
     grouped = frame.groupby("segment")
-    table = grouped.mean()
-    table.insert(0, "share", grouped.size() / len(frame))
-    table.insert(0, "customers", grouped.size())
-    return table
+    means = grouped.mean()
+    size = pd.DataFrame({"customers": grouped.size(), "share": grouped.size() / len(frame)})
+    return pd.concat({SIZE: size, CLUSTERED: means[columns], DESCRIPTIVE: means[descriptive]}, axis=1)
 
 
 def centroid_z(X: np.ndarray, labels: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -540,6 +621,9 @@ TRUTH_FILE = Path("data/truth/customers.parquet")
 SEGMENTS_DIR = Path("data/segments")
 MODEL_DIR = Path("models/segment")
 METRICS_FILE = Path("metrics/segment.json")
+ATTRIBUTES_FILE = SEGMENTS_DIR / "attributes.sqlite"  # table customer_segments: the user attributes
+SEGMENTS_FILE = SEGMENTS_DIR / "segments.parquet"
+SEGMENTER_FILE = MODEL_DIR / "segmenter.skops"
 PLOTS_DIR = Path("plots/segment")
 
 
@@ -571,7 +655,7 @@ def write_outputs(root: Path, *, segmenter: Pipeline, previous: Pipeline, assign
     from atelier.persist import save_skops
 
     root = Path(root)
-    model_path = save_skops(segmenter, root / MODEL_DIR / "segmenter.skops")
+    model_path = save_skops(segmenter, root / SEGMENTER_FILE)
     save_skops(previous, root / MODEL_DIR / "segmenter_previous.skops")
     version = model_version(model_path)
     quality = metrics["quality"]
@@ -581,8 +665,8 @@ def write_outputs(root: Path, *, segmenter: Pipeline, previous: Pipeline, assign
                 "names": assignments.drop_duplicates("segment_id").set_index("segment_id")["segment_name"].sort_index().to_dict()},
                root / MODEL_DIR / "segmenter.json")
     stored = assignments.assign(model_version=version, updated_at=fitted_on)
-    write_parquet(stored, root / SEGMENTS_DIR / "segments.parquet")
-    write_attributes(root / SEGMENTS_DIR / "attributes.sqlite", assignments, model)
+    write_parquet(stored, root / SEGMENTS_FILE)
+    write_attributes(root / ATTRIBUTES_FILE, assignments, model)
     (root / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     sweep.join(sweep_raw.add_suffix("_raw")).reset_index().to_csv(root / PLOTS_DIR / "k_sweep.csv", index=False, float_format="%.6f")
     metrics = {"model_version": version, "fitted_on": fitted_on.date().isoformat(), **metrics}
