@@ -317,7 +317,11 @@ def test_direction_more_recent_activity_does_not_lower_the_score(models, split, 
 
 
 @pytest.mark.parametrize("family", propensity.FAMILIES)
-def test_invariance_to_extra_columns_and_column_order(models, split, columns, family):
+def test_pipeline_selects_its_columns_by_name_so_extra_columns_and_column_order_are_ignored(models, split, columns, family):
+    """A plumbing check, not a behavioural one: columns the model was not trained on never reach it.
+
+    (Whether an irrelevant *input* leaves the score alone is test_invariance_to_a_noise_feature_the_model_was_trained_on.)
+    """
     model = models[family]
     base = scores_of(model, split.test, columns)
     noisy = split.test.assign(shoe_size=np.random.default_rng(0).normal(size=len(split.test)), note="irrelevant")
@@ -326,6 +330,39 @@ def test_invariance_to_extra_columns_and_column_order(models, split, columns, fa
     X = transform.model_frame(split.test[columns[0] + columns[1]])
     shuffled = X.assign(shoe_size=1.0)[["shoe_size"] + list(X.columns[::-1])]
     assert np.allclose(model.predict_proba(shuffled)[:, 1], base, rtol=0, atol=SAME)
+
+
+def mean_score_change(model, frame: pd.DataFrame, columns, column: str, repeats: int = 3) -> float:
+    """Mean absolute change of the scores when `column` is shuffled across rows (averaged over seeded shuffles)."""
+    base = scores_of(model, frame, columns)
+    changes = []
+    for repeat in range(repeats):
+        shuffled = frame.assign(**{column: np.random.default_rng(repeat).permutation(frame[column].to_numpy())})
+        changes.append(np.abs(scores_of(model, shuffled, columns) - base).mean())
+    return float(np.mean(changes))
+
+
+#: Shuffling an irrelevant input may move a score by less than this share of the mean score.
+NOISE_TOLERANCE = 0.1
+
+
+@pytest.mark.parametrize("family", propensity.FAMILIES)
+def test_invariance_to_a_noise_feature_the_model_was_trained_on(noisy_medium_split, family):
+    """Made-With-ML invariance, for real: pure noise is a model input, yet shuffling it barely moves the scores.
+
+    The control shows the test can fail: shuffling a strong feature (the time-decayed engagement score) in the
+    same way moves the scores by more than the tolerance, and by far more than the noise does.
+    """
+    split = noisy_medium_split
+    numeric, categorical = propensity.features_of(split.train)
+    assert "noise" in numeric  # the noise is an input of the model, not an extra column it ignores
+    grid = {name: values[0] for name, values in SETTINGS.grids[family].items()}
+    model = propensity.fit(propensity.tuned(family, grid, numeric, categorical, SETTINGS), split.train, numeric, categorical)
+    tolerance = NOISE_TOLERANCE * scores_of(model, split.test, (numeric, categorical)).mean()
+    noise = mean_score_change(model, split.test, (numeric, categorical), "noise")
+    strong = mean_score_change(model, split.test, (numeric, categorical), "engagement_score")
+    assert noise < tolerance
+    assert strong > tolerance and strong > 5 * noise
 
 
 @pytest.mark.parametrize("family", propensity.FAMILIES)
@@ -397,8 +434,8 @@ def test_forest_importance_sums_preprocessed_columns_into_source_features(models
 # 6. Pruning by permutation importance
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def medium_train(tmp_path_factory) -> pd.DataFrame:
-    """Training snapshots of a 2,000-customer version of the tiny shop, plus a pure-noise column.
+def medium_snapshots(tmp_path_factory) -> pd.DataFrame:
+    """Snapshots of a 2,000-customer version of the tiny shop.
 
     The tiny shop's validation snapshot has ~16 buyers, too few for a permutation importance as small as
     prune_below to be distinguishable from chance; here it has ~90.
@@ -408,9 +445,21 @@ def medium_train(tmp_path_factory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("medium_shop")
     simulate.run(params, root)
     validate.run(params, root)
-    snapshots = prep.build_snapshots(validate.load_validated(root), CUTOFFS, HORIZON, FEATURES)
-    train = propensity.split_by_time(snapshots, HORIZON).train
+    return prep.build_snapshots(validate.load_validated(root), CUTOFFS, HORIZON, FEATURES)
+
+
+@pytest.fixture(scope="module")
+def medium_train(medium_snapshots) -> pd.DataFrame:
+    """The medium shop's training snapshots plus a pure-noise column."""
+    train = propensity.split_by_time(medium_snapshots, HORIZON).train
     return train.assign(noise=np.random.default_rng(0).normal(size=len(train)))
+
+
+@pytest.fixture(scope="module")
+def noisy_medium_split(medium_snapshots) -> propensity.TimeSplit:
+    """The medium shop split out of time, every snapshot (training and test) with a pure-noise column."""
+    noisy = medium_snapshots.assign(noise=np.random.default_rng(0).normal(size=len(medium_snapshots)))
+    return propensity.split_by_time(noisy, HORIZON)
 
 
 def test_prune_drops_a_pure_noise_column(medium_train):
@@ -529,7 +578,7 @@ def test_curves_shapes_and_ends():
     p = rng.random(5000)
     y = (rng.random(5000) < p).astype(int)
     curves = propensity.curves(y, p)
-    assert set(curves) == {"roc", "pr", "gains", "calibration"}
+    assert set(curves) == {"roc", "pr", "gains", "lift", "calibration"}
     roc = curves["roc"]
     assert list(roc.columns) == ["fpr", "tpr"]
     assert (roc.iloc[0].tolist(), roc.iloc[-1].tolist()) == ([0.0, 0.0], [1.0, 1.0])
@@ -544,6 +593,44 @@ def test_curves_shapes_and_ends():
     # Targeting by a useful score finds buyers faster than at random.
     assert (gains["share_of_buyers"] >= gains["share_targeted"] - 0.02).all()
     assert list(curves["calibration"].columns) == ["predicted", "observed"]
+    lift = curves["lift"]
+    assert list(lift.columns) == ["decile", "lift", "cumulative_lift"] and lift["decile"].tolist() == list(range(1, 11))
+    assert lift["lift"].iloc[0] > 1 > lift["lift"].iloc[-1]  # a useful score: the top decile beats random, the bottom does not
+    assert lift["cumulative_lift"].is_monotonic_decreasing and lift["cumulative_lift"].iloc[-1] == pytest.approx(1.0)
+
+
+def test_lift_by_decile_by_hand():
+    y, p = perfect(100, 10)  # all ten buyers in the top decile
+    lift = propensity.lift_by_decile(y, p)
+    assert lift.loc[0, "lift"] == pytest.approx(10.0) and (lift.loc[1:, "lift"] == 0).all()
+    # Cumulative lift down to decile d: 10 buyers among the top 10*d customers, over the base rate 0.1.
+    assert np.allclose(lift["cumulative_lift"], [10 / (10 * d) / 0.1 for d in range(1, 11)])
+    # Agrees with the decile table and with lift_at at the top 10 %.
+    table = propensity.decile_table(*synthetic(1000, 12))
+    again = propensity.lift_by_decile(*synthetic(1000, 12))
+    assert np.allclose(again["lift"], table["lift"])
+    y, p = synthetic(1000, 12)
+    assert again.loc[0, "cumulative_lift"] == pytest.approx(propensity.lift_at(y, p, 0.1))
+    # Random scores give a lift near 1 in every decile.
+    rng = np.random.default_rng(13)
+    flat = propensity.lift_by_decile((rng.random(20_000) < 0.2).astype(int), rng.random(20_000))
+    assert (flat["lift"] - 1).abs().max() < 0.15
+
+
+def test_model_curves_draws_a_lift_panel():
+    import matplotlib.pyplot as plt
+
+    from atelier import plots
+
+    y, p = synthetic(2000, 14)
+    figure = plots.model_curves({"model": propensity.curves(y, p)}, oracle=propensity.curves(y, p))
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["ROC", "Precision-recall", "Cumulative gains", "Lift by decile", "Calibration (deciles)"]
+    lift_axis = figure.axes[3]
+    lines = [line for line in lift_axis.get_lines() if line.get_label() in ("model", "oracle (true probability)")]
+    assert len(lines) == 2 and list(lines[0].get_xdata()) == list(range(1, 11))
+    assert np.allclose(lines[0].get_ydata(), propensity.lift_by_decile(y, p)["lift"])
+    plt.close(figure)
 
 
 def test_calibration_curve_of_calibrated_scores_lies_on_the_diagonal():
@@ -586,6 +673,87 @@ def test_bootstrap_interval_skips_one_class_resamples():
     # Two rows, one buyer: half the resamples hold a single class and AUC is undefined there.
     y, p = np.array([1, 0]), np.array([0.9, 0.1])
     assert propensity.bootstrap_interval(y, p, roc_auc_score, 50, seed=0) == (1.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# 12. Where the gap to the oracle comes from; do CV and the test month rank candidates alike?
+# --------------------------------------------------------------------------------------------
+def test_pair_credit_adds_up_to_the_auc_for_buyers_and_for_non_buyers():
+    y, p = synthetic(500, 15)
+    p = np.round(p, 1)  # many ties: they count half
+    credit = propensity.pair_credit(y, p)
+    assert credit[y == 1].sum() == pytest.approx(roc_auc_score(y, p))
+    assert credit[y == 0].sum() == pytest.approx(roc_auc_score(y, p))
+    assert (credit >= 0).all()
+    # By hand: buyers score 0.9 and 0.4, non-buyers 0.5 and 0.4; four pairs.
+    by_hand = propensity.pair_credit(np.array([1, 1, 0, 0]), np.array([0.9, 0.4, 0.5, 0.4]))
+    assert np.allclose(by_hand, np.array([2, 0.5, 1, 1.5]) / 4)
+    with pytest.raises(ValueError, match="at least one buyer and one non-buyer"):
+        propensity.pair_credit(np.zeros(3, dtype=int), np.array([0.1, 0.2, 0.3]))
+
+
+def test_gap_attribution_splits_the_gap_exactly_and_finds_where_it_is():
+    rng = np.random.default_rng(16)
+    n = 6000
+    group = np.where(np.arange(n) < n // 2, "hard", "easy")
+    oracle = rng.uniform(0.01, 0.6, n)
+    y = (rng.random(n) < oracle).astype(int)
+    # The model knows the truth for "easy" customers and only a noisy version of it for "hard" ones.
+    model = np.where(group == "easy", oracle, np.clip(oracle + rng.normal(0, 0.3, n), 0, 1))
+    table = propensity.gap_attribution(y, model, oracle, pd.Series(group, name="difficulty"))
+    assert table.index.name == "difficulty" and list(table.index) == ["easy", "hard"]
+    assert table.attrs["gap"] == pytest.approx(roc_auc_score(y, oracle) - roc_auc_score(y, model))
+    assert table["gap_points"].sum() == pytest.approx(table.attrs["gap"])
+    assert table["share_of_gap"].sum() == pytest.approx(1.0)
+    assert table["share_of_customers"].sum() == pytest.approx(1.0) and table["customers"].sum() == n
+    assert table.at["hard", "share_of_gap"] > 0.6  # the hard half carries most of it...
+    assert table.at["easy", "share_of_gap"] < 0.4  # ...the easy half only through its pairs with hard customers
+    easy = group == "easy"
+    assert table.at["easy", "model_auc"] == pytest.approx(roc_auc_score(y[easy], oracle[easy]))
+    assert table.at["hard", "oracle_auc"] > table.at["hard", "model_auc"] + 0.05
+    assert table.at["hard", "buyers"] == y[~easy].sum()
+
+
+def test_gap_attribution_edge_cases():
+    y, p = synthetic(400, 17)
+    # A model equal to the oracle leaves no gap to share.
+    same = propensity.gap_attribution(y, p, p, np.where(p > 0.5, "a", "b"))
+    assert same.attrs["gap"] == 0 and (same["gap_points"] == 0).all() and same["share_of_gap"].isna().all()
+    # A group without buyers has no within-group AUC, but still carries part of the gap.
+    groups = np.where(y == 1, "buyers", "others")
+    table = propensity.gap_attribution(y, p**3 + 0.2 * np.random.default_rng(0).random(400), p, groups)
+    assert np.isnan(table.at["others", "model_auc"]) and np.isnan(table.at["buyers", "oracle_auc"])
+    assert table["gap_points"].sum() == pytest.approx(table.attrs["gap"])
+    # A model better than the "oracle" gives a negative gap; customers without a group are their own row.
+    worse = propensity.gap_attribution(y, p, np.full(400, 0.5), np.where(np.arange(400) < 10, None, "known"))
+    assert worse.attrs["gap"] < 0 and len(worse) == 2 and worse["customers"].sum() == 400
+    with pytest.raises(ValueError, match="one entry per customer"):
+        propensity.gap_attribution(y, p, p, ["a"] * 3)
+
+
+def test_ranking_agreement():
+    cv = pd.Series({"logistic_regression": 0.90, "random_forest": 0.91, "xgboost": 0.92})
+    same = propensity.ranking_agreement(cv, cv + 0.01)
+    assert same["first_order"] == same["second_order"] == ["xgboost", "random_forest", "logistic_regression"]
+    assert same["same_best"] and same["same_order"] and same["kendall_tau"] == pytest.approx(1.0)
+    swapped = propensity.ranking_agreement(cv, pd.Series({"xgboost": 0.93, "random_forest": 0.80, "logistic_regression": 0.85}))
+    assert swapped["same_best"] and not swapped["same_order"]
+    flipped = propensity.ranking_agreement(cv, pd.Series({"xgboost": 0.80, "random_forest": 0.85, "logistic_regression": 0.90}))
+    assert not flipped["same_best"] and flipped["kendall_tau"] == pytest.approx(-1.0)
+    # Only the candidates both scorings have are compared.
+    assert propensity.ranking_agreement(cv, pd.Series({"xgboost": 0.5}))["first_order"] == ["xgboost"]
+    with pytest.raises(ValueError, match="share no candidate"):
+        propensity.ranking_agreement(cv, pd.Series({"svm": 0.5}))
+
+
+def test_true_personas_from_the_simulators_truth(tiny_root, split, tmp_path):
+    assert propensity.true_personas(tmp_path, split.test.index) is None  # user data: no truth
+    personas = propensity.true_personas(tiny_root, split.test.index)
+    assert personas.index.equals(split.test.index) and personas.notna().all()
+    known = set(load_params(tiny_root / "params.yaml")["simulate"]["personas"])
+    assert set(personas) <= known and len(set(personas)) > 1
+    unknown = propensity.true_personas(tiny_root, pd.Index([10**9], name="customer_id"))
+    assert unknown.isna().all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,7 +807,7 @@ def test_settings_reject_a_bad_calibration_method():
         propensity.ModelSettings.from_params(section, seed)
 
 
-@pytest.mark.parametrize("key", ["cv_folds", "grids", "lime_top_k"])
+@pytest.mark.parametrize("key", ["cv_folds", "grids", "lime_top_k", "lime_background", "lime_stability_customers", "short_history_days"])
 def test_settings_report_a_missing_key(key):
     section, seed = real_model_section()
     del section[key]
@@ -735,7 +903,8 @@ def test_write_outputs_writes_scores_plots_and_metrics(tmp_path):
     view = propensity.read_attributes(tmp_path / propensity.OUTPUT_DIR / "attributes.sqlite")
     assert len(view) == 500 and view["customer_id"].is_unique
     expected_columns = {"roc": ["fpr", "tpr"], "pr": ["recall", "precision"],
-                        "gains": ["share_targeted", "share_of_buyers"], "calibration": ["predicted", "observed"]}
+                        "gains": ["share_targeted", "share_of_buyers"], "lift": ["decile", "lift", "cumulative_lift"],
+                        "calibration": ["predicted", "observed"]}
     for name, wanted in expected_columns.items():
         csv = pd.read_csv(tmp_path / propensity.PLOTS_DIR / f"{name}.csv")
         assert list(csv.columns) == wanted and len(csv) == len(curves[name])

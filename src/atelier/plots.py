@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from atelier.simulate.calendar import black_friday
+from atelier.dates import black_friday
 
 plt.rcParams.update({"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3})
 
@@ -221,8 +221,8 @@ def heatmap(table: pd.DataFrame, title: str, fmt: str = "{:.2f}", cmap: str = "R
 # Propensity models
 # ------------------------------------------------------------------------------------------------
 def model_curves(curves: dict[str, dict[str, pd.DataFrame]], oracle: dict[str, pd.DataFrame] | None = None) -> Figure:
-    """ROC, precision-recall, cumulative gains and calibration for several models (and the oracle)."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    """ROC, precision-recall, cumulative gains, lift by decile and calibration for several models (and the oracle)."""
+    fig, axes = plt.subplots(1, 5, figsize=(19, 3.8))
     series = dict(curves)
     if oracle is not None:
         series["oracle (true probability)"] = oracle
@@ -231,14 +231,18 @@ def model_curves(curves: dict[str, dict[str, pd.DataFrame]], oracle: dict[str, p
         axes[0].plot(curve["roc"]["fpr"], curve["roc"]["tpr"], label=name, **style)
         axes[1].plot(curve["pr"]["recall"], curve["pr"]["precision"], label=name, **style)
         axes[2].plot(curve["gains"]["share_targeted"], curve["gains"]["share_of_buyers"], label=name, **style)
-        axes[3].plot(curve["calibration"]["predicted"], curve["calibration"]["observed"], marker="o", ms=3, label=name, **style)
+        axes[3].plot(curve["lift"]["decile"], curve["lift"]["lift"], marker="o", ms=3, label=name, **style)
+        axes[4].plot(curve["calibration"]["predicted"], curve["calibration"]["observed"], marker="o", ms=3, label=name, **style)
     axes[0].plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
     axes[2].plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
+    axes[3].axhline(1.0, color="#bbbbbb", lw=1)  # random targeting
+    axes[3].set_xticks(range(1, 11))
     limit = max(float(c["calibration"][["predicted", "observed"]].max().max()) for c in series.values())
-    axes[3].plot([0, limit], [0, limit], color="#bbbbbb", lw=1)
+    axes[4].plot([0, limit], [0, limit], color="#bbbbbb", lw=1)
     for ax, (title, x, y) in zip(axes, [("ROC", "false positive rate", "true positive rate"),
                                          ("Precision-recall", "recall", "precision"),
                                          ("Cumulative gains", "share of customers targeted", "share of buyers reached"),
+                                         ("Lift by decile", "score decile (1 = highest scores)", "buyer rate / overall rate"),
                                          ("Calibration (deciles)", "mean predicted probability", "observed buyer rate")]):
         ax.set_title(title)
         ax.set_xlabel(x)

@@ -61,6 +61,9 @@ class ModelSettings:
     lime_seeds: int
     lime_num_samples: int
     lime_top_k: int
+    lime_background: int
+    lime_stability_customers: int
+    short_history_days: int
     seed: int
 
     @classmethod
@@ -322,8 +325,20 @@ def decile_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     return frame
 
 
+def lift_by_decile(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Lift per score decile (its buyer rate over the overall rate) and cumulative lift down to it.
+
+    Cumulative lift at decile d is the buyer rate among the top d tenths over the overall rate: what a
+    campaign reaching that far gains over targeting at random (1.0 at the last decile).
+    """
+    table = decile_table(y, p)
+    cumulative_rate = table["buyers"].cumsum() / table["customers"].cumsum()
+    return pd.DataFrame({"decile": table.index.to_numpy(), "lift": table["lift"].to_numpy(),
+                         "cumulative_lift": (cumulative_rate / y.mean()).to_numpy()})
+
+
 def curves(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
-    """ROC, precision-recall, cumulative gains and calibration (reliability) curves as tidy frames."""
+    """ROC, precision-recall, cumulative gains, lift by decile and calibration (reliability) curves as tidy frames."""
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
     order = np.argsort(-p, kind="stable")
@@ -334,6 +349,7 @@ def curves(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
         "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr}),
         "pr": pd.DataFrame({"recall": recall, "precision": precision}),
         "gains": pd.concat([gains.iloc[::step], gains.iloc[[-1]]]).drop_duplicates(),
+        "lift": lift_by_decile(y, p),
         "calibration": pd.DataFrame({"predicted": predicted, "observed": observed}),
     }
 
@@ -349,6 +365,87 @@ def bootstrap_interval(y: np.ndarray, p: np.ndarray, metric: Callable[[np.ndarra
             values.append(metric(y[rows], p[rows]))
     tail = (1 - level) / 2 * 100
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def ranking_agreement(first: pd.Series, second: pd.Series) -> dict[str, Any]:
+    """Do two scorings of the same candidates (e.g. CV AUC and out-of-time AUC) rank them alike?
+
+    Both series are indexed by candidate (higher is better). Returns each order (best first), whether
+    the best is the same, whether the whole order is the same, and Kendall's tau between the two.
+    """
+    common = [c for c in first.index if c in second.index]
+    if not common:
+        raise ValueError("the two scorings share no candidate")
+    a, b = first.loc[common].astype(float), second.loc[common].astype(float)
+    first_order = a.sort_values(ascending=False, kind="stable").index.tolist()
+    second_order = b.sort_values(ascending=False, kind="stable").index.tolist()
+    tau = float(a.corr(b, method="kendall")) if len(common) > 1 else float("nan")
+    return {"first_order": first_order, "second_order": second_order, "same_best": first_order[0] == second_order[0],
+            "same_order": first_order == second_order, "kendall_tau": tau}
+
+
+# --------------------------------------------------------------------------------------------
+# Where the gap to the oracle comes from
+# --------------------------------------------------------------------------------------------
+def pair_credit(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each customer's share of the (buyer, non-buyer) pairs that `p` orders correctly (ties count half).
+
+    ROC-AUC is the share of all such pairs in which the buyer scores higher. A buyer's credit is the
+    number of non-buyers it outscores, a non-buyer's the number of buyers that outscore it, both divided
+    by the number of pairs: the credits of the buyers add up to the AUC, and so do those of the non-buyers.
+    """
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=float)
+    positives, negatives = np.sort(p[y == 1]), np.sort(p[y == 0])
+    if not len(positives) or not len(negatives):
+        raise ValueError("pair credit needs at least one buyer and one non-buyer")
+    credit = np.empty(len(y))
+    buyer_scores, other_scores = p[y == 1], p[y == 0]
+    below = np.searchsorted(negatives, buyer_scores, "left")
+    tied = np.searchsorted(negatives, buyer_scores, "right") - below
+    credit[y == 1] = below + 0.5 * tied
+    above = len(positives) - np.searchsorted(positives, other_scores, "right")
+    tied = np.searchsorted(positives, other_scores, "right") - np.searchsorted(positives, other_scores, "left")
+    credit[y == 0] = above + 0.5 * tied
+    return credit / (len(positives) * len(negatives))
+
+
+def _auc_or_nan(y: np.ndarray, p: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def gap_attribution(y: np.ndarray, model: np.ndarray, oracle: np.ndarray, groups: pd.Series | np.ndarray) -> pd.DataFrame:
+    """Split the AUC gap between the oracle and a model over groups of customers, exactly.
+
+    The gap (oracle AUC - model AUC) is the mean over (buyer, non-buyer) pairs of "the oracle orders the
+    pair right" minus "the model does". Each pair's difference is shared half and half by its two
+    customers, so every customer carries a part of the gap and the parts of any grouping add up to it.
+    A group's `share_of_gap` is how much of the oracle's advantage sits with its customers (negative:
+    the model orders them better than the oracle). `model_auc` and `oracle_auc` are AUCs within the
+    group (NaN when it lacks buyers or non-buyers). attrs["gap"] is the whole gap.
+    """
+    y = np.asarray(y).astype(int)
+    groups = pd.Series(np.asarray(groups, dtype=object), name=getattr(groups, "name", None) or "group")
+    if not len(y) == len(model) == len(oracle) == len(groups):
+        raise ValueError("labels, model scores, oracle scores and groups must have one entry per customer")
+    part = 0.5 * (pair_credit(y, oracle) - pair_credit(y, np.asarray(model, dtype=float)))
+    gap = float(part.sum())
+    frame = pd.DataFrame({"group": groups, "y": y, "model": np.asarray(model, dtype=float),
+                          "oracle": np.asarray(oracle, dtype=float), "part": part})
+    rows = {}
+    for name, rows_of in frame.groupby("group", sort=True, dropna=False):
+        labels = rows_of["y"].to_numpy()
+        rows[name] = {
+            "customers": len(rows_of), "buyers": int(labels.sum()), "share_of_customers": len(rows_of) / len(frame),
+            "model_auc": _auc_or_nan(labels, rows_of["model"].to_numpy()),
+            "oracle_auc": _auc_or_nan(labels, rows_of["oracle"].to_numpy()),
+            "gap_points": float(rows_of["part"].sum()),
+            "share_of_gap": float(rows_of["part"].sum() / gap) if gap != 0 else float("nan"),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = groups.name
+    table.attrs["gap"] = gap
+    return table
 
 
 def calibrated(pipeline: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str],
@@ -372,6 +469,7 @@ def progress_bar(description: str) -> Callable:
 # --------------------------------------------------------------------------------------------
 SNAPSHOTS_FILE = Path("data/features/snapshots.parquet")
 TRUTH_FILE = Path("data/truth/order_probability.parquet")
+TRUTH_CUSTOMERS = Path("data/truth/customers.parquet")
 SEGMENT_ATTRIBUTES = Path("data/segments/attributes.sqlite")
 REGISTRY_DIR = Path("models/registry")
 OUTPUT_DIR = Path("data/propensity")
@@ -403,6 +501,15 @@ def true_probability(root: Path, cutoff: pd.Timestamp, customers: pd.Index) -> p
     truth = pd.read_parquet(path)
     truth = truth[truth["cutoff"] == cutoff].set_index("customer_id")["p_true"]
     return truth.reindex(customers)
+
+
+def true_personas(root: Path, customers: pd.Index) -> pd.Series | None:
+    """The simulator's hidden persona per customer, or None for user data (for explaining the oracle gap only)."""
+    path = Path(root) / TRUTH_CUSTOMERS
+    if not path.exists():
+        return None
+    personas = pd.read_parquet(path, columns=["customer_id", "persona"]).set_index("customer_id")["persona"]
+    return personas.reindex(customers)
 
 
 def write_attributes(root: Path, scores: pd.DataFrame) -> Path:
