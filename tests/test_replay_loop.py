@@ -993,3 +993,102 @@ def test_explanation_values_mixing_numbers_and_categories_are_stored_as_text(tmp
     assert text.tolist()[:2] == ["3.142", "female"] and text.isna().tolist() == [False, False, True, False, True]
     stage.write_outputs(tmp_path, {"explanations": pd.DataFrame({"feature": ["a"] * 5, "value": text})}, {}, {})
     assert pd.read_parquet(tmp_path / stage.OUTPUT_DIR / "explanations.parquet")["value"].tolist()[1] == "female"
+
+
+# --------------------------------------------------------------------------------------------
+# 12. Drift-triggered retraining
+# --------------------------------------------------------------------------------------------
+def _folder_digest(folder) -> dict[str, str]:
+    """Every file under `folder` with the sha256 of its bytes (to prove a folder was left untouched)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def retrain_project(tmp_path_factory, context, snapshots, model_settings):
+    """A project folder whose registry holds a champion registered as the model stage does (name, params,
+    features, train_cutoffs), and the replay context pointing at it."""
+    root = tmp_path_factory.mktemp("retrain_project")
+    numeric, _ = propensity.features_of(snapshots)
+    hyper = {"n_estimators": 20, "max_depth": 2, "learning_rate": 0.1}
+    pipeline = propensity.fit(propensity.tuned("xgboost", hyper, numeric, [], model_settings), snapshots, numeric, [])
+    registry = Registry(root / stage.REGISTRY_DIR)
+    registry.set_alias("champion", registry.register(pipeline, name="xgboost", metadata={
+        "params": hyper, "features": numeric, "train_cutoffs": [c.date().isoformat() for c in TRAIN_CUTOFFS],
+        "test_cutoff": context.cutoff.date().isoformat()}))
+    champion, problem = load_champion(root / stage.REGISTRY_DIR)
+    assert problem is None
+    return dataclasses.replace(context, root=root, scorer=champion)
+
+
+@pytest.fixture(scope="module")
+def forced_retraining(retrain_project):
+    """A retraining forced by a drift trigger ten days into the replay (before any new labels are complete)."""
+    ctx = retrain_project
+    before = _folder_digest(ctx.root / stage.REGISTRY_DIR)
+    result = stage.retrain(ctx, ctx.tables, ctx.cutoff + pd.Timedelta(days=10))
+    return ctx, before, result
+
+
+def test_forced_retraining_registers_a_challenger_in_the_replays_own_registry(forced_retraining):
+    ctx, before, result = forced_retraining
+    assert result["retrained"] is True
+    project, replay = Registry(ctx.root / stage.REGISTRY_DIR), Registry(ctx.root / stage.REPLAY_REGISTRY_DIR)
+    assert _folder_digest(ctx.root / stage.REGISTRY_DIR) == before, "the project's registry must not change"
+    assert result["challenger"]["version"] in set(replay.versions()["version"])
+    assert result["challenger"]["version"] not in set(project.versions()["version"])
+    assert project.alias("champion") == result["champion"]["version"] == result["served_live"]
+    metadata = replay.metadata(result["challenger"]["version"])
+    assert metadata["train_cutoffs"] == result["train_cutoffs"] and metadata["test_cutoff"] == result["retrain_day"]
+    assert metadata["params"] == project.metadata(result["champion"]["version"])["params"]  # the champion's recipe
+
+
+def test_retraining_trains_only_on_snapshots_whose_labels_are_complete_on_the_retrain_day(forced_retraining):
+    ctx, _, result = forced_retraining
+    retrain_day = pd.Timestamp(result["retrain_day"])
+    horizon = pd.Timedelta(days=ctx.horizon_days)
+    # The trigger came before the first new snapshot's labels were complete: retraining waits for them.
+    assert retrain_day == ctx.cutoff + horizon
+    train = [pd.Timestamp(c) for c in result["train_cutoffs"]]
+    assert len(train) == len(TRAIN_CUTOFFS)  # as many snapshots as the champion trained on
+    assert all(c + horizon <= retrain_day for c in train), "a training label window ends after the retrain day"
+    assert train[-1] + horizon == retrain_day  # the most recent such snapshot: retraining on recent data
+    assert train[-1] > max(TRAIN_CUTOFFS)  # newer than anything the champion saw
+    assert pd.Timestamp(result["labels_complete_by"]) <= retrain_day
+
+
+def test_retraining_records_its_promotion_decision_with_both_aucs(forced_retraining):
+    ctx, _, result = forced_retraining
+    replay = Registry(ctx.root / stage.REPLAY_REGISTRY_DIR)
+    champion, challenger = result["champion"], result["challenger"]
+    assert 0.5 < champion["auc"] <= 1 and 0.5 < challenger["auc"] <= 1
+    assert result["promoted"] == (challenger["auc"] >= champion["auc"] + result["min_delta"] - 1e-12)
+    record = replay.promotions()[-1]
+    assert record["candidate"] == challenger["version"] and record["champion_before"] == champion["version"]
+    assert record["promoted"] == result["promoted"] and record["reason"] == result["reason"]
+    assert record["candidate_score"] == pytest.approx(challenger["auc"], abs=1e-6)  # the registry stores 6 places
+    assert record["champion_score"] == pytest.approx(champion["auc"], abs=1e-6)
+    assert replay.alias("champion") == (challenger["version"] if result["promoted"] else champion["version"])
+
+
+def test_retraining_waits_when_the_evaluation_labels_are_not_complete(retrain_project, tmp_path):
+    ctx = dataclasses.replace(retrain_project, root=tmp_path)
+    shutil.copytree(retrain_project.root / stage.REGISTRY_DIR, tmp_path / stage.REGISTRY_DIR)
+    late = ctx.world.end() - pd.Timedelta(days=5)  # its snapshot's labels would run past the end of the data
+    result = stage.retrain(ctx, ctx.tables, late)
+    assert result["retrained"] is False and "not complete" in result["reason"]
+    assert not (tmp_path / stage.REPLAY_REGISTRY_DIR).exists()
+
+
+@pytest.mark.parametrize("retrain_day, expected", [
+    ("2025-12-01", ["2025-08-01", "2025-09-01", "2025-10-01", "2025-11-01"]),  # the default replay's
+    ("2025-12-10 15:00", ["2025-08-10", "2025-09-10", "2025-10-10", "2025-11-10"]),  # a later trigger moves the window
+    ("2026-03-02", ["2025-10-31", "2025-11-30", "2025-12-31", "2026-01-31"]),  # month ends stay month ends
+])
+def test_retraining_cutoffs_are_the_most_recent_with_complete_labels(retrain_day, expected):
+    cutoffs = stage.retraining_cutoffs(pd.Timestamp(retrain_day), 30, 4)
+    assert [c.date().isoformat() for c in cutoffs] == expected
+    assert all(c + pd.Timedelta(days=30) <= pd.Timestamp(retrain_day) for c in cutoffs)
+    with pytest.raises(ValueError, match="count"):
+        stage.retraining_cutoffs(pd.Timestamp(retrain_day), 30, 0)

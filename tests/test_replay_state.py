@@ -25,15 +25,17 @@ from atelier.features import (
     microseconds,
     sessions_table,
 )
+from atelier.replay import stage
 from atelier.replay.state import AMOUNT_SCALE, DWELL_SCALE, StreamingState
 from conftest import tiny_params, write_params
 
 CUTOFF = pd.Timestamp("2025-04-01")
 STOPS = [pd.Timestamp("2025-04-10"), pd.Timestamp("2025-05-01"), pd.Timestamp("2025-06-15")]
 SIM_START = pd.Timestamp("2025-01-01")
-#: Sums: the batch driver adds floats in row order (1-ulp differences) until features.py sums in integer units.
-BATCH_SUMS_EXACT = hasattr(F, "AMOUNT_SCALE") and hasattr(F, "DWELL_SCALE")
-SUM_COLUMNS = ["monetary", "avg_order_value", "avg_session_duration"]
+#: The only streamed features allowed to differ from batch (the decayed engagement sum, added in another
+#: order), and their largest allowed absolute difference; every other feature must be identical.
+DECAYED = set(stage.DECAYED_FEATURES)
+assert DECAYED == {"engagement_score"} and stage.PARITY_TOLERANCE == 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +47,15 @@ def settings(tiny_root) -> FeatureSettings:
 # Helpers
 # --------------------------------------------------------------------------------------------
 def assert_batch_parity(streamed: pd.DataFrame, batch: pd.DataFrame) -> None:
-    """Exact equality, except the decayed engagement sum (rtol 1e-9) and, until features.py sums in
-    integer units, the float sums (rtol 1e-12)."""
+    """Every feature identical (NaN equal to NaN), except the decayed ones: absolute difference below 1e-9."""
     assert list(streamed.columns) == list(batch.columns)
-    loose = ["engagement_score"] + ([] if BATCH_SUMS_EXACT else SUM_COLUMNS)
-    exact = [c for c in batch.columns if c not in loose]
+    exact = [c for c in batch.columns if c not in DECAYED]
     pd.testing.assert_frame_equal(streamed[exact], batch[exact], check_exact=True)
-    pd.testing.assert_frame_equal(streamed[["engagement_score"]], batch[["engagement_score"]], check_exact=False,
-                                  rtol=1e-9, atol=0)
-    if not BATCH_SUMS_EXACT:
-        pd.testing.assert_frame_equal(streamed[SUM_COLUMNS], batch[SUM_COLUMNS], check_exact=False, rtol=1e-12, atol=0)
+    for column in sorted(DECAYED):
+        left, right = streamed[column].to_numpy(float), batch[column].to_numpy(float)
+        np.testing.assert_array_equal(np.isnan(left), np.isnan(right))
+        difference = np.abs(left - right)[~np.isnan(left)]
+        assert difference.max(initial=0.0) < stage.PARITY_TOLERANCE, f"{column} differs by {difference.max():.2e}"
 
 
 def check(state: StreamingState, tables: dict, as_of: pd.Timestamp, settings: FeatureSettings) -> pd.DataFrame:
@@ -189,6 +190,36 @@ def test_parity_from_nothing(tiny_tables, settings):
     plain = StreamingState(settings, products=tiny_tables["products"], customers=tiny_tables["customers"])
     replay(plain, tiny_tables, SIM_START, STOPS[1:], settings)
     assert len(plain) == len(empty)
+
+
+def test_the_stages_parity_check_finds_only_the_decayed_features_differing(tiny_root):
+    # What the report and metrics/replay.json state: the stage's own check on the tiny shop, two weeks in.
+    context = stage.load_context(tiny_root, tiny_params())
+    parity = stage.parity_check(context, context.tables, context.cutoff + pd.Timedelta(days=14))
+    summary = stage.parity_summary(parity)
+    assert summary["holds"] and set(summary["differing"]) <= DECAYED
+    assert parity.drop(index=sorted(DECAYED))["identical"].all()
+    numeric = parity["max_abs_difference"].dropna()
+    assert (numeric.drop(index=sorted(DECAYED), errors="ignore") == 0).all()
+    assert float(summary["max_abs_difference"]) == numeric.max() < stage.PARITY_TOLERANCE
+    assert summary["identical"] == summary["features"] - len(summary["differing"]) >= summary["features"] - len(DECAYED)
+
+
+def test_parity_summary_keeps_tiny_differences_and_flags_any_other_feature():
+    table = pd.DataFrame({"max_abs_difference": [0.0, 5.684341886080802e-14, np.nan], "identical": [True, False, True]},
+                         index=pd.Index(["recency_days", "engagement_score", "region"], name="feature"))
+    summary = stage.parity_summary(table)
+    assert summary == {"features": 3, "identical": 2, "differing": ["engagement_score"], "max_abs_difference": "5.684341886080802e-14",
+                       "tolerance": "1e-09", "holds": True}
+    assert float(summary["max_abs_difference"]) == 5.684341886080802e-14  # exact, not rounded away to 0.0
+    too_far = table.assign(max_abs_difference=[0.0, 2e-9, np.nan])
+    assert stage.parity_summary(too_far)["holds"] is False
+    other = table.assign(identical=[False, True, True], max_abs_difference=[1e-15, 0.0, np.nan])
+    assert stage.parity_summary(other) | {"max_abs_difference": None} == {
+        "features": 3, "identical": 2, "differing": ["recency_days"], "max_abs_difference": None, "tolerance": "1e-09", "holds": False}
+    text = table.assign(identical=[True, True, False])  # a non-numeric feature differing: never within tolerance
+    assert stage.parity_summary(text)["holds"] is False
+    assert stage.parity_summary(table.assign(identical=True, max_abs_difference=0.0))["max_abs_difference"] == "0.0"
 
 
 def test_unknown_customers_get_registered_customer_defaults(tiny_tables, settings):

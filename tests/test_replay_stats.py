@@ -341,6 +341,32 @@ def test_latency_summary_empty_and_missing():
         mon.latency_summary(np.array([0.01, np.nan]))
 
 
+def test_latency_histogram_counts_by_hand_and_keeps_every_bin():
+    table = mon.latency_histogram(np.array([0.0, 0.05, 0.1, 0.3, 0.35, 1.99, 2.0, 7.5]), width_ms=0.1, limit_ms=2.0)
+    assert len(table) == 21 and table["count"].sum() == 8
+    counts = dict(zip(table["bin"], table["count"]))
+    assert counts["0.0-0.1 ms"] == 2 and counts["0.1-0.2 ms"] == 1 and counts["0.3-0.4 ms"] == 2  # [low, high)
+    assert counts["1.9-2.0 ms"] == 1 and counts["2.0+ ms"] == 2 and counts["0.5-0.6 ms"] == 0
+    assert table["high_ms"].iloc[-1] == np.inf and table["low_ms"].iloc[-1] == pytest.approx(2.0)
+
+
+def test_latency_histogram_labels_sort_as_text_in_bin_order():
+    # A bar chart's category axis sorts the labels as text: zero-padding keeps 2 before 10.
+    for width, limit in ((0.1, 2.0), (1.0, 20.0), (0.5, 12.0)):
+        labels = mon.latency_histogram(np.array([1.0]), width_ms=width, limit_ms=limit)["bin"].tolist()
+        assert labels == sorted(labels)
+
+
+def test_latency_histogram_rejects_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        mon.latency_histogram(np.array([0.1, np.nan]))
+    with pytest.raises(ValueError, match="0 or more"):
+        mon.latency_histogram(np.array([-0.1]))
+    with pytest.raises(ValueError, match="whole number of bins"):
+        mon.latency_histogram(np.array([0.1]), width_ms=0.3, limit_ms=1.0)
+    assert mon.latency_histogram(np.array([]))["count"].sum() == 0
+
+
 def test_throughput():
     assert mon.throughput(1000, 4.0) == 250.0
     assert mon.throughput(0, 1.0) == 0.0

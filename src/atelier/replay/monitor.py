@@ -9,6 +9,7 @@ periods are not scored against orders that have not happened yet.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,38 @@ def latency_summary(seconds: np.ndarray) -> dict[str, float]:
     p50, p90, p99 = np.percentile(milliseconds, [50, 90, 99])
     return {"count": int(len(milliseconds)), "mean": float(milliseconds.mean()), "p50": float(p50), "p90": float(p90),
             "p99": float(p99), "max": float(milliseconds.max())}
+
+
+def latency_histogram(milliseconds: np.ndarray, *, width_ms: float = 0.1, limit_ms: float = 2.0) -> pd.DataFrame:
+    """Counts of latencies (given in milliseconds) in bins of `width_ms` from 0 to `limit_ms`, plus one bin beyond.
+
+    One row per bin, every bin listed (empty ones count 0): `bin` (a label such as "0.3-0.4 ms",
+    and "2.0+ ms" for the last; the numbers are zero-padded to one width so that sorting the labels
+    as text keeps the bins in order, as a bar chart's category axis does), `low_ms`, `high_ms`
+    (inf for the last) and `count`. Bins are closed on the left: [low, high).
+    """
+    values = _floats(milliseconds, "latencies")
+    if np.isnan(values).any():
+        raise ValueError("latencies contain NaN; drop requests without a measured latency (or count them separately)")
+    if (values < 0).any():
+        raise ValueError("latencies must be 0 or more milliseconds")
+    if not (width_ms > 0 and limit_ms > 0):
+        raise ValueError(f"width_ms and limit_ms must be positive, got {width_ms} and {limit_ms}")
+    bins = int(round(limit_ms / width_ms))
+    if not math.isclose(bins * width_ms, limit_ms, rel_tol=1e-9):
+        raise ValueError(f"limit_ms ({limit_ms}) must be a whole number of bins of width_ms ({width_ms})")
+    edges = np.arange(bins + 1) * width_ms
+    # Bin by integer division so that edges like 0.3 do not depend on floating-point rounding.
+    positions = np.minimum(np.floor(values / width_ms + 1e-9).astype(np.int64), bins)
+    counts = np.bincount(positions, minlength=bins + 1)
+    decimals = max(0, -math.floor(math.log10(width_ms)))
+    size = len(f"{limit_ms:.{decimals}f}")
+
+    def label(number: float) -> str:
+        return f"{number:0{size}.{decimals}f}"
+
+    labels = [f"{label(low)}-{label(high)} ms" for low, high in zip(edges[:-1], edges[1:])] + [f"{label(limit_ms)}+ ms"]
+    return pd.DataFrame({"bin": labels, "low_ms": edges, "high_ms": np.append(edges[1:], np.inf), "count": counts})
 
 
 def throughput(events: int, seconds: float) -> float:

@@ -35,8 +35,14 @@ PLOTS_DIR = Path("plots/replay")
 PLOT_COLUMNS = {
     "uplift_sensitivity": ["strength", "visits", "control", "treatment", "relative_uplift", "ci_low", "ci_high"],
     "latency": ["kind", "milliseconds"],
-    "drift": ["day", "score"],
+    "latency_histogram": ["bin", "low_ms", "high_ms", "count"],
+    "drift": ["day", "score", "recency_days", "sessions_90d", "engagement_score"],
 }
+#: Streamed features that may differ from the batch ones in the last bits, and by how much at most:
+#: the decayed engagement sum (its terms are decayed and added in a different order; see atelier.replay.state).
+#: Every other feature must be identical.
+DECAYED_FEATURES = ("engagement_score",)
+PARITY_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -223,6 +229,21 @@ def parity_check(context: ReplayContext, tables: dict[str, pd.DataFrame], until:
     return pd.DataFrame(rows).set_index("feature")
 
 
+def parity_summary(parity: pd.DataFrame) -> dict[str, Any]:
+    """The verdict on a `parity_check` table, as the report and metrics state it.
+
+    features, identical (how many), differing (names of the non-identical features), the largest
+    absolute difference as text, unrounded (Python's shortest round-trip form: metrics round floats to
+    6 places, which would turn 5.7e-14 into 0.0), and `holds`: only DECAYED_FEATURES differ, each by less than PARITY_TOLERANCE.
+    """
+    differing = [str(f) for f in parity.index[~parity["identical"].to_numpy(bool)]]
+    difference = parity["max_abs_difference"].to_numpy(float)
+    largest = float(np.nanmax(difference)) if np.isfinite(difference).any() else 0.0
+    within = all(f in DECAYED_FEATURES and parity.loc[f, "max_abs_difference"] < PARITY_TOLERANCE for f in differing)
+    return {"features": int(len(parity)), "identical": int(len(parity) - len(differing)), "differing": differing,
+            "max_abs_difference": repr(largest), "tolerance": f"{PARITY_TOLERANCE:.0e}", "holds": bool(within)}
+
+
 #: The drift reference keeps training rows of customers who visited within this many days after their cutoff.
 REFERENCE_VISIT_DAYS = 7
 
@@ -257,13 +278,33 @@ def drift_table(context: ReplayContext, decisions: pd.DataFrame, profiles: pd.Da
     return drift_by_period(reference_profiles(context), current, columns, "day")
 
 
+def retraining_cutoffs(retrain_day: pd.Timestamp, horizon_days: int, count: int) -> list[pd.Timestamp]:
+    """The `count` most recent monthly snapshot dates whose labels are complete on `retrain_day`, oldest first.
+
+    A snapshot at c is labelled by the orders in [c, c + horizon_days), so its labels are known on
+    the retrain day only if c + horizon_days <= retrain_day. The newest such snapshot is
+    retrain_day - horizon_days; the others are a month apart before it, like the project's cutoffs.
+    """
+    if int(count) != count or count < 1:
+        raise ValueError(f"count must be a whole number of snapshots, 1 or more, got {count}")
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be 1 or more, got {horizon_days}")
+    newest = pd.Timestamp(retrain_day).normalize() - pd.Timedelta(days=int(horizon_days))
+    return [newest - pd.DateOffset(months=k) for k in range(int(count) - 1, -1, -1)]
+
+
 def retrain(context: ReplayContext, tables: dict[str, pd.DataFrame], trigger: pd.Timestamp) -> dict[str, Any]:
     """Drift-triggered retraining on recent data, through a copy of the registry and its promotion rule.
 
-    The challenger is the champion's recipe (family, hyperparameters, features) refitted on a window
-    of snapshots moved forward to the newest one whose labels are complete when it retrains:
-    the last cutoff's, complete `horizon_days` after it. Both models are then compared out of
-    time on the snapshot at the retraining day, whose labels are complete by the end of the replay.
+    The retrain day is the trigger's day, or, if that is earlier, the first day on which a snapshot
+    after the replay's start has complete labels (cutoff + horizon_days). The challenger is the
+    champion's recipe (family, hyperparameters, features) refitted on as many monthly snapshots as
+    the champion was trained on, the most recent ones whose labels are complete on the retrain day
+    (`retraining_cutoffs`). Both models are then compared out of time on the snapshot at the
+    retraining day, whose labels are complete only `horizon_days` later: an offline comparison.
+    The challenger is registered in models/replay_registry/ (a copy of the project's registry,
+    which is left untouched) and promoted there only if it wins by the promotion margin. The live
+    loop is not changed: it served the champion it started with throughout.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -272,14 +313,16 @@ def retrain(context: ReplayContext, tables: dict[str, pd.DataFrame], trigger: pd
 
     cutoffs = sorted({pd.Timestamp(c) for c in config_module.get(context.params, "timeline.cutoffs")})
     retrain_day = max(pd.Timestamp(trigger).normalize(), context.cutoff + pd.Timedelta(days=context.horizon_days))
-    window = cutoffs[1:]  # drop the oldest month, the last cutoff's labels are now known
-    snapshots = prep.build_snapshots(tables, window + [retrain_day], context.horizon_days, context.features)
-    train, evaluation = snapshots[snapshots["cutoff"] < retrain_day], snapshots[snapshots["cutoff"] == retrain_day]
-    if evaluation["label"].isna().any():
-        return {"retrained": False, "reason": f"labels for {retrain_day.date()} are not complete within the replay"}
     champion = context.scorer
     registry_source = Registry(context.root / REGISTRY_DIR)
     metadata = registry_source.metadata(champion.version)
+    count = len(metadata.get("train_cutoffs") or cutoffs[:-1]) or 1  # as many snapshots as the champion trained on
+    window = retraining_cutoffs(retrain_day, context.horizon_days, count)
+    snapshots = prep.build_snapshots(tables, window + [retrain_day], context.horizon_days, context.features)
+    train, evaluation = snapshots[snapshots["cutoff"] < retrain_day], snapshots[snapshots["cutoff"] == retrain_day]
+    if evaluation["label"].isna().any():
+        return {"retrained": False, "trigger": str(pd.Timestamp(trigger).date()), "retrain_day": str(retrain_day.date()),
+                "reason": f"labels for {retrain_day.date()} are not complete within the replay"}
     numeric, categorical = propensity.features_of(train, list(metadata["features"]))
     settings = propensity.ModelSettings.from_params(config_module.get(context.params, "model"), config_module.get(context.params, "seed"))
     challenger = propensity.fit(propensity.tuned(metadata["name"], metadata["params"], numeric, categorical, settings),
@@ -302,10 +345,15 @@ def retrain(context: ReplayContext, tables: dict[str, pd.DataFrame], trigger: pd
     everyone = np.ones(len(y), dtype=bool)
     return {
         "retrained": True, "trigger": str(pd.Timestamp(trigger).date()), "retrain_day": str(retrain_day.date()),
-        "train_cutoffs": [str(c.date()) for c in window], "evaluation_customers": int(len(y)),
+        "train_cutoffs": [str(c.date()) for c in window],
+        "labels_complete_by": str((window[-1] + pd.Timedelta(days=context.horizon_days)).date()),
+        "evaluation_customers": int(len(y)),
+        "evaluation_labels_complete_by": str((retrain_day + pd.Timedelta(days=context.horizon_days)).date()),
         "champion": {"version": champion.version, "auc": auc(champion.pipeline, everyone), "active_auc": auc(champion.pipeline, active)},
         "challenger": {"version": version, "auc": auc(challenger, everyone), "active_auc": auc(challenger, active)},
+        "min_delta": float(settings.promotion_min_delta),
         "promoted": bool(decision.promoted), "reason": decision.reason,
+        "served_live": champion.version,
     }
 
 
