@@ -205,9 +205,9 @@ def test_gather_reports_counts_each_reason_of_each_source(tmp_path):
     (tmp_path / "metrics" / "replay.json").write_text(json.dumps({"books": books}))
 
     reports = gather_reports(tmp_path)
-    assert list(reports.columns) == ["stage", "table", "reason", "rows", "source"]
-    assert reports.attrs["missing"] == []
-    rows = {(s, t, r, src): n for s, t, r, n, src in reports.itertuples(index=False)}
+    assert list(reports.columns) == ["stage", "table", "reason", "rows", "flagged", "source"]
+    assert reports.attrs["missing"] == ["metrics/prep.json", "metrics/model.json"]
+    rows = {(s, t, r, src): n for s, t, r, n, _, src in reports.itertuples(index=False)}
     assert rows[("validate", "orders", "missing customer_id", "metrics/validate.json")] == 2
     assert rows[("validate", "orders", "missing customer_id", "data/quarantine/orders.parquet")] == 2
     assert rows[("validate", "orders", "amount is negative", "data/quarantine/orders.parquet")] == 1
@@ -218,6 +218,14 @@ def test_gather_reports_counts_each_reason_of_each_source(tmp_path):
     # The quarantine files and validate.json agree.
     by_source = reports[reports["stage"] == "validate"].groupby("source")["rows"].sum()
     assert by_source.nunique() == 1
+    # A count above 0 is a problem found; the stream's received and applied totals are not.
+    flagged = reports.set_index(["source", "reason"])["flagged"]
+    assert flagged[("metrics/validate.json", "missing customer_id")] and not flagged[("metrics/validate.json", "nothing quarantined")]
+    assert not flagged[("metrics/replay.json (books)", "received")] and not flagged[("metrics/replay.json (books)", "applied")]
+    assert flagged[("metrics/replay.json (books)", "malformed")]
+    totals = reports["reason"].isin(["received", "applied"]) & (reports["stage"] == "replay")
+    assert (reports["flagged"] == ((reports["rows"] > 0) & ~totals)).all()
+    assert reports["flagged"].sum() == 10  # 2 reasons by two validate sources, 3 dead-letter groups, 3 books counters
 
 
 def test_gather_reports_skips_and_lists_missing_sources(tmp_path):
@@ -226,11 +234,13 @@ def test_gather_reports_skips_and_lists_missing_sources(tmp_path):
     (tmp_path / "metrics" / "validate.json").write_text(json.dumps(report))
     reports = gather_reports(tmp_path)
     assert reports[["table", "reason", "rows"]].values.tolist() == [["orders", "nothing quarantined", 0]]
-    assert reports.attrs["missing"] == ["data/quarantine/orders.parquet", "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
+    assert reports.attrs["missing"] == ["data/quarantine/orders.parquet", "metrics/prep.json", "metrics/model.json",
+                                        "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert gather_reports(empty).attrs["missing"] == [
-        "metrics/validate.json", "data/quarantine/*.parquet", "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
+        "metrics/validate.json", "data/quarantine/*.parquet", "metrics/prep.json", "metrics/model.json",
+        "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         gather_reports(tmp_path / "nowhere")
 
@@ -241,3 +251,53 @@ def test_gather_reports_reads_an_empty_dead_letter_file(tmp_path):
     pd.DataFrame({"reason": pd.Series(dtype="string")}).to_parquet(path)  # what a replay without dead letters writes
     table = gather_reports(tmp_path)
     assert not (table["stage"] == "replay").any() or table.loc[table["stage"] == "replay", "rows"].sum() == 0
+
+
+def test_gather_reports_covers_the_prep_and_model_stages(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    prep = {"cutoffs": {"2025-03-01": {"customers": 40, "label_complete": True}, "2025-02-01": {"customers": 30, "label_complete": True},
+                        "2025-04-01": {"customers": 50, "label_complete": False}},
+            "skipped_groups": ["device", "dwell"], "missing_share": {"avg_order_value": 0.7}, "prepared_all_finite": False,
+            "imputer": {"name": "iterative", "rounds": 10, "max_iter": 10, "converged": False, "tol": 0.001}}
+    model = {"cv": {"xgboost": {"auc": 0.9, "train_auc": 0.91, "gap": 0.01, "overfitting": False},
+                    "random_forest": {"auc": 0.9, "train_auc": 0.95, "gap": 0.05, "overfitting": True}}}
+    (tmp_path / "metrics" / "prep.json").write_text(json.dumps(prep))
+    (tmp_path / "metrics" / "model.json").write_text(json.dumps(model))
+
+    reports = gather_reports(tmp_path)
+    assert "metrics/prep.json" not in reports.attrs["missing"] and "metrics/model.json" not in reports.attrs["missing"]
+    assert reports["stage"].tolist() == ["prep"] * 7 + ["model"] * 2  # pipeline order; no validate or replay here
+    prep_rows = reports[reports["stage"] == "prep"]
+    assert (prep_rows["source"] == "metrics/prep.json").all()
+    # One row per cutoff, in date order: a censored label window flags every customer of its snapshot.
+    labels = prep_rows.iloc[:3]
+    assert labels["table"].tolist() == ["snapshot 2025-02-01", "snapshot 2025-03-01", "snapshot 2025-04-01"]
+    assert labels["rows"].tolist() == [0, 0, 50] and labels["flagged"].tolist() == [False, False, True]
+    assert "censored" in labels["reason"].iloc[2]
+    # Skipped groups, an imputer cut off at its cap and non-finite values are yes/no checks: flagged, with no row count.
+    others = prep_rows.iloc[3:]
+    assert others["reason"].tolist() == ["feature group 'device' skipped for lack of data", "feature group 'dwell' skipped for lack of data",
+                                         "iterative imputer stopped at its cap (10 of 10 rounds)", "non-finite prepared values"]
+    assert others["rows"].isna().all() and others["flagged"].all()
+    # Missing feature values are by design (imputed), not a caught problem: no row for them.
+    assert not reports["reason"].str.contains("avg_order_value").any()
+    model_rows = reports[reports["stage"] == "model"].set_index("table")
+    assert model_rows.loc["random_forest", "flagged"] and not model_rows.loc["xgboost", "flagged"]
+    assert model_rows.loc["random_forest", "reason"] == "overfitting (train AUC - CV AUC = 0.050)"
+    assert model_rows.loc["xgboost", "reason"] == "no overfitting (train AUC - CV AUC = 0.010)"
+    assert model_rows["rows"].isna().all() and (model_rows["source"] == "metrics/model.json").all()
+
+
+def test_gather_reports_says_when_prep_found_nothing(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    prep = {"cutoffs": {"2025-03-01": {"customers": 40, "label_complete": True}}, "skipped_groups": [], "prepared_all_finite": True,
+            "imputer": {"name": "iterative", "rounds": 4, "max_iter": 10, "converged": True, "tol": 0.001}}
+    (tmp_path / "metrics" / "prep.json").write_text(json.dumps(prep))
+    reports = gather_reports(tmp_path)
+    assert reports[["reason", "flagged"]].values.tolist() == [
+        ["label window complete", False], ["no feature group skipped", False], ["iterative imputer converged (4 of 10 rounds)", False],
+        ["every prepared value finite", False]]
+    knn = {**prep, "imputer": {"name": "knn"}}  # one-pass imputers have nothing to converge: no row
+    (tmp_path / "metrics" / "prep.json").write_text(json.dumps(knn))
+    assert not gather_reports(tmp_path)["table"].eq("imputer").any()
+    assert reports.attrs["missing"][-3:] == ["metrics/model.json", "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]

@@ -4,6 +4,7 @@ buys under concept drift, the drift trigger, shared fits, determinism and the pa
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_monthly_cutoffs_are_firsts_of_months_within_the_span():
 
 def test_table_shape_and_first_evaluated_cutoff(drift_table):
     assert list(drift_table.columns) == ["cutoff", "policy", "trained_on", "model_age_months", "retrained", "trigger",
-                                         "max_psi", "auc", "buyers", "customers"]
+                                         "max_psi", "max_psi_column", "score_psi", "auc", "buyers", "customers"]
     assert list(drift_table["policy"].unique()) == ["never", "monthly", "drift"]
     # 2025-02-01 + 30 days is 03-03: at 03-01 only January has matured, so April is the first month with two.
     first = drift_table[drift_table["cutoff"] == drift_table["cutoff"].min()]
@@ -163,6 +164,9 @@ def test_drift_policy_retrains_exactly_when_a_psi_exceeds_the_threshold():
     assert drift.loc["2025-07-01", "model_age_months"] == 2
     never = table[table["policy"] == "never"].set_index("cutoff")
     assert never.loc["2025-05-01", "max_psi"] > 0.2 and never.loc["2025-05-01", "trigger"] == ""
+    assert never.loc["2025-05-01", "max_psi_column"] == "x"  # the planted shift, named even where nothing retrains on it
+    assert (table["max_psi"] >= table["score_psi"]).all() and table["score_psi"].notna().all()
+    assert simulate(synthetic_snapshots(), columns=["x"])["score_psi"].isna().all()  # the score is not monitored
     # Lowering the threshold below the noise level turns the drift policy into the monthly one.
     eager = simulate(synthetic_snapshots(switch_at=None, shifted=("2025-05-01",)), psi_threshold=0.0, policies=["drift"])
     assert eager["retrained"].all()
@@ -238,3 +242,31 @@ def test_policy_differences_are_paired_by_month_with_an_interval():
     # drift wins some months and loses others: its interval covers 0.
     assert result.at["drift", "ci_low"] < 0 < result.at["drift", "ci_high"]
     assert retraining.policy_differences(table[table["policy"] != "never"]).empty
+
+
+def test_drift_effect_describes_the_frozen_model_month_by_month(drift_table):
+    effect = retraining.drift_effect(drift_table)
+    never = drift_table[drift_table["policy"] == "never"].set_index("cutoff")
+    monthly = drift_table[drift_table["policy"] == "monthly"].set_index("cutoff")
+    assert effect["policy"] == "never" and effect["months"] == 4 and effect["trained_on"] == "2025-02-01..2025-03-01"
+    assert (effect["first_cutoff"], effect["last_cutoff"]) == ("2025-04-01", "2025-07-01")
+    assert effect["auc_min"] == pytest.approx(never["auc"].min())
+    assert pd.Timestamp(effect["auc_min_cutoff"]) == never["auc"].idxmin()
+    assert effect["auc_last"] == pytest.approx(never["auc"].iloc[-1]) and effect["psi_max"] == pytest.approx(never["max_psi"].max())
+    assert effect["psi_max_column"] in {"x", "score"} and effect["score_psi_last"] == pytest.approx(never["score_psi"].iloc[-1])
+    lag = monthly["auc"] - never["auc"]
+    assert effect["compared_with"] == "monthly" and effect["lag_mean"] == pytest.approx(lag.mean())
+    assert effect["lag_max"] == pytest.approx(lag.max()) and effect["lag_max_cutoff"] == lag.idxmax().date().isoformat()
+    assert effect["lag_max"] > 0.2  # the planted concept drift: what predicts buying changed in April
+    assert -1 <= effect["lag_psi_spearman"] <= 1
+    json.dumps(effect, allow_nan=False)  # plain values, ready for the metrics file
+
+
+def test_drift_effect_without_the_policies_it_compares():
+    table = simulate(synthetic_snapshots(), policies=["never", "drift"])
+    effect = retraining.drift_effect(table)
+    assert effect["months"] == 4 and effect["compared_with"] is None and effect["lag_mean"] is None
+    assert effect["lag_psi_spearman"] is None
+    assert retraining.drift_effect(table, frozen="monthly") is None
+    with pytest.raises(ValueError, match="max_psi_column"):
+        retraining.drift_effect(table.drop(columns="max_psi_column"))

@@ -143,23 +143,75 @@ def test_clear_errors_for_no_rows_or_too_few_seeds(features, pipeline, explainer
 def test_verdict_thresholds_are_applied_as_documented():
     review = pd.DataFrame(
         {
-            "lime_score": [0.6, 0.4, 0.6, 0.6, 0.4, 0.1, np.nan, 0.5],
-            "seed_stability": [0.9, 0.9, 0.5, 0.9, 0.5, 0.2, 0.9, 0.6],
-            "sign_agreement": [1.0, 1.0, 1.0, 0.6, 1.0, 0.4, 1.0, 0.8],
+            "lime_score": [0.6, 0.4, 0.6, 0.6, 0.4, 0.1, np.nan, 0.5, 0.6, 0.4],
+            "seed_stability": [0.9, 0.9, 0.5, 0.9, 0.5, 0.2, 0.9, 0.6, 0.9, 0.9],
+            "sign_agreement": [1.0, 1.0, 1.0, 0.6, 1.0, 0.4, 1.0, 0.8, 1.0, 1.0],
+            "top_k_overlap_with_exact": [1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.5],
         },
-        index=list("abcdefgh"),
+        index=list("abcdefghij"),
     )
-    judged = trust.verdicts(review, trust.Thresholds(min_lime_score=0.5, min_seed_stability=0.6, min_sign_agreement=0.8))
+    thresholds = trust.Thresholds(min_lime_score=0.5, min_seed_stability=0.6, min_sign_agreement=0.8, min_top_k_overlap=0.6)
+    judged = trust.verdicts(review, thresholds)
     assert judged["verdict"].tolist() == [
-        "trust", "caution", "caution", "caution", "do not trust", "do not trust", "caution", "trust"  # h: at the thresholds
+        "trust", "caution", "caution", "caution", "do not trust", "do not trust", "caution", "trust",  # h: at the thresholds
+        "caution", "do not trust",  # i: top-k overlap alone; j: with the surrogate fit
     ]
     assert judged.loc["b", "reasons"] == "surrogate R² 0.40 < 0.5"
-    assert judged.loc["f", "reasons"].count(";") == 2 and "sign agreement 0.40 < 0.8" in judged.loc["f", "reasons"]
+    assert judged.loc["f", "reasons"].count(";") == 3 and "sign agreement 0.40 < 0.8" in judged.loc["f", "reasons"]
+    assert judged.loc["i", "reasons"] == "top-k overlap 0.50 < 0.6"
     assert "surrogate R² nan" in judged.loc["g", "reasons"]  # undefined fails
-    lenient = trust.verdicts(review, trust.Thresholds(min_lime_score=0.0, min_seed_stability=0.0, min_sign_agreement=0.0))
-    assert lenient["verdict"].tolist() == ["trust"] * 6 + ["caution", "trust"]
+    lenient = trust.verdicts(review, trust.Thresholds(min_lime_score=0.0, min_seed_stability=0.0, min_sign_agreement=0.0,
+                                                      min_top_k_overlap=0.0))
+    assert lenient["verdict"].tolist() == ["trust"] * 6 + ["caution"] + ["trust"] * 3
     with pytest.raises(ValueError, match="seed_stability"):
         trust.verdicts(review.drop(columns="seed_stability"))
+    with pytest.raises(ValueError, match="top_k_overlap_with_exact"):
+        trust.verdicts(review.drop(columns="top_k_overlap_with_exact"))
+
+
+def test_check_pass_rates_say_which_check_fails():
+    review = pd.DataFrame({
+        "lime_score": [0.2, 0.3, 0.6, 0.1],
+        "seed_stability": [0.9, 0.9, 0.9, 0.4],
+        "sign_agreement": [1.0, 1.0, 1.0, 1.0],
+        "top_k_overlap_with_exact": [0.8, 0.4, 0.7, 0.8],
+    })
+    rates = trust.check_pass_rates(review, trust.Thresholds())
+    assert rates.index.tolist() == [label for _, label, _, _ in trust.CHECKS]
+    assert rates["passed"].tolist() == [1, 3, 4, 3]
+    assert rates["pass_rate"].tolist() == [0.25, 0.75, 1.0, 0.75]
+    assert rates["threshold"].tolist() == [0.5, 0.6, 0.8, 0.6]
+    assert rates.at["surrogate R²", "median"] == pytest.approx(0.25)
+    # Row 0 fails the surrogate fit only; rows 1 and 3 fail two checks; row 2 passes everything.
+    assert rates["only_failure"].tolist() == [1, 0, 0, 0]
+    verdicts = trust.verdicts(review)["verdict"]
+    assert verdicts.tolist() == ["caution", "do not trust", "trust", "do not trust"]
+    assert rates["only_failure"].sum() == (verdicts == "caution").sum()
+    with pytest.raises(ValueError, match="empty"):
+        trust.check_pass_rates(review.iloc[:0])
+
+
+def test_chance_overlap_is_the_hypergeometric_expectation():
+    # 5 of 8: shares 2 (10/56), 3 (30/56), 4 (15/56) or 5 (1/56) features; Jaccard s / (10 - s).
+    assert trust.chance_overlap(8, 5) == pytest.approx((10 * 2 / 8 + 30 * 3 / 7 + 15 * 4 / 6 + 1) / 56)
+    assert trust.chance_overlap(5, 5) == 1.0 and trust.chance_overlap(6, 9) == 1.0  # every feature is picked
+    assert trust.chance_overlap(10, 1) == pytest.approx(0.1)
+    rng = np.random.default_rng(0)
+    draws = [len(set(rng.choice(8, 3, replace=False)) & {0, 1, 2}) for _ in range(20_000)]
+    assert trust.chance_overlap(8, 3) == pytest.approx(np.mean([s / (6 - s) for s in draws]), abs=0.01)
+    with pytest.raises(ValueError, match="1 or more"):
+        trust.chance_overlap(0, 3)
+
+
+def test_surrogate_ceiling_fits_at_least_as_well_as_the_top_k(features, explainer, review):
+    rows = features.iloc[:4][NUMERIC + CATEGORICAL]
+    ceiling = trust.surrogate_ceiling(explainer, rows, seed=SEEDS[0])
+    assert list(ceiling.index) == list(rows.index) and ceiling.le(1).all()
+    top_k = [explainer.explain(rows.iloc[i], seed=SEEDS[0], num_features=TOP_K).attrs["score"] for i in range(len(rows))]
+    assert (ceiling.to_numpy() >= np.asarray(top_k) - 1e-9).all()  # more features never fit worse (same perturbations)
+    assert explainer.num_samples == SAMPLES
+    with pytest.raises(ValueError, match="no rows"):
+        trust.surrogate_ceiling(explainer, rows.iloc[:0], seed=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,5 +246,10 @@ def test_summary_is_json_serializable(review):
     assert set(summary["verdict_shares"]) == set(trust.VERDICTS)
     assert sum(summary["verdict_shares"].values()) == pytest.approx(1.0)
     assert summary["customers"] == len(review)
+    assert list(summary["checks"]) == [key for key, _, _, _ in trust.CHECKS]
+    rates = trust.check_pass_rates(review)
+    assert [c["pass_rate"] for c in summary["checks"].values()] == rates["pass_rate"].tolist()
+    strict = trust.review_summary(review, trust.Thresholds(min_lime_score=1.01))
+    assert strict["checks"]["surrogate_fit"]["threshold"] == 1.01 and strict["checks"]["surrogate_fit"]["pass_rate"] == 0.0
     undefined = trust.review_summary(review.assign(rank_correlation=np.nan))
     assert undefined["median_rank_correlation"] is None

@@ -1,6 +1,7 @@
-"""Where the pipeline catches bad data (`gather_reports`), and demos that inject known bad data and
-count what the real code catches: `inject` + `run_demo` for validate's quarantine, `schema_demo`
-for problems that stop the stage, `stream_demo` for the replay's stream processor."""
+"""Where the pipeline catches bad data (`gather_reports`: validate, prep, model and replay), and demos
+that inject known bad data and count what the real code catches: `inject` + `run_demo` for
+validate's quarantine, `schema_demo` for problems that stop the stage, `stream_demo` for the
+replay's stream processor."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from atelier.features import FeatureSettings, microseconds
 from atelier.replay.engine import EngineSettings, FrameSource, MemorySink, MicroBatchEngine, StreamProcessor, summary, to_records
 from atelier.replay.state import StreamingState
 
-REPORT_COLUMNS = ["stage", "table", "reason", "rows", "source"]
+REPORT_COLUMNS = ["stage", "table", "reason", "rows", "flagged", "source"]
 DEAD_LETTERS_FILE = Path("data/replay/dead_letters.parquet")
 REPLAY_METRICS_FILE = Path("metrics/replay.json")
+PREP_METRICS_FILE = Path("metrics/prep.json")
+MODEL_METRICS_FILE = Path("metrics/model.json")
 BOOKS = ("received", "applied", "duplicates", "late", "malformed")
+BOOK_TOTALS = ("received", "applied")  # counts of the stream, not problems: never flagged
 MANIFEST_COLUMNS = ["problem", "table", "column", "rows_injected", "expected_catcher", "expected_reason_substring", "positions"]
 #: Row-level problems per table: (problem, column, the check expected to catch it, a substring of its reason).
 PROBLEMS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
@@ -81,48 +85,103 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def _prep_checks(report: dict[str, Any]) -> list[tuple[str, str, int | None, bool]]:
+    """The prep stage's checks from metrics/prep.json: (table, reason, rows or None, flagged) per check.
+
+    Label windows per cutoff (a censored one flags its customers), feature groups skipped for lack
+    of data, whether the iterative imputer converged (when the file says), and whether the fitted
+    transformer left every prepared value finite (yes/no checks, no row count). Missing feature
+    values are not listed: they are by design (a customer who never ordered has no average order
+    value) and imputed; their shares are in the same file.
+    """
+    rows: list[tuple[str, str, int | None, bool]] = []
+    for cutoff, entry in sorted(report.get("cutoffs", {}).items()):
+        complete = bool(entry.get("label_complete", True))
+        reason = "label window complete" if complete else "label window runs past the data (labels censored)"
+        rows.append((f"snapshot {cutoff}", reason, 0 if complete else int(entry.get("customers", 0)), not complete))
+    skipped = list(report.get("skipped_groups", []))
+    rows += [("features", f"feature group '{group}' skipped for lack of data", None, True) for group in skipped]
+    if "skipped_groups" in report and not skipped:
+        rows.append(("features", "no feature group skipped", None, False))
+    imputer = report.get("imputer") or {}
+    if imputer.get("converged") is not None:
+        converged, rounds = bool(imputer["converged"]), f"{imputer.get('rounds')} of {imputer.get('max_iter')} rounds"
+        rows.append(("imputer", f"iterative imputer {'converged' if converged else 'stopped at its cap'} ({rounds})", None, not converged))
+    if "prepared_all_finite" in report:
+        finite = bool(report["prepared_all_finite"])
+        rows.append(("prepared", "every prepared value finite" if finite else "non-finite prepared values", None, not finite))
+    return rows
+
+
+def _model_checks(report: dict[str, Any]) -> list[tuple[str, str, int | None, bool]]:
+    """The model stage's warnings from metrics/model.json: the overfitting flag of each candidate (no row count)."""
+    rows: list[tuple[str, str, int | None, bool]] = []
+    for candidate, entry in sorted(report.get("cv", {}).items()):
+        if "overfitting" not in entry:
+            continue
+        flagged = bool(entry["overfitting"])
+        gap = f" (train AUC - CV AUC = {float(entry['gap']):.3f})" if entry.get("gap") is not None else ""
+        rows.append((candidate, ("overfitting" if flagged else "no overfitting") + gap, None, flagged))
+    return rows
+
+
 def gather_reports(root: Path) -> pd.DataFrame:
-    """Every place the pipeline caught bad data in project folder `root`: (stage, table, reason, rows, source).
+    """Every place the pipeline checks data in project folder `root`: (stage, table, reason, rows, flagged, source).
+
+    Stages in pipeline order: validate (validate.json and the quarantine files), prep (label
+    windows, skipped feature groups, finite prepared values: metrics/prep.json), model (each
+    candidate's overfitting flag: metrics/model.json) and replay (the dead letters and the
+    stream's books). `rows` counts the rows a check caught; it is missing (<NA>) for a check
+    with a yes/no answer. `flagged` says whether the row reports a problem (a count above 0, a
+    failed check); the books' received and applied totals are never flagged.
 
     Some rows are counted by two sources (validate.json and the quarantine files; the dead letters
     and the replay's books): filter on `source` before summing. A table validate checked without
-    finding anything has a row "nothing quarantined" (0). Sources that do not exist (replay not
+    finding anything has a row "nothing quarantined" (0). Sources that do not exist (a stage not
     run, optional tables not given) are skipped and listed in `attrs["missing"]`.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"project folder '{root}' does not exist; pass the folder holding params.yaml")
-    rows: list[tuple[str, str, str, int, str]] = []
+    rows: list[tuple[str, str, str, int | None, bool, str]] = []
     missing: list[str] = []
     report = _read_json(root / validate.METRICS_FILE)
     source = str(validate.METRICS_FILE)
     for name, entry in report.get("tables", {}).items():
         counts = entry.get("reasons") or {"nothing quarantined": 0}
-        rows += [("validate", name, reason, int(n), source) for reason, n in counts.items()]
+        rows += [("validate", name, reason, int(n), int(n) > 0, source) for reason, n in counts.items()]
     found = sorted(path.stem for path in (root / validate.QUARANTINE_DIR).glob("*.parquet"))
     for name in list(report.get("tables", {})) + [t for t in found if t not in report.get("tables", {})]:
         relative = validate.QUARANTINE_DIR / f"{name}.parquet"
         if name in found:
             counts = _class_counts(pd.read_parquet(root / relative, columns=["reason"])["reason"])
-            rows += [("validate", name, reason, int(n), str(relative)) for reason, n in counts.items()]
+            rows += [("validate", name, reason, int(n), int(n) > 0, str(relative)) for reason, n in counts.items()]
         else:
             missing.append(str(relative))
     if not report:
         missing[:0] = [source] + ([str(validate.QUARANTINE_DIR / "*.parquet")] if not found else [])
+    for stage, path, checks in (("prep", PREP_METRICS_FILE, _prep_checks), ("model", MODEL_METRICS_FILE, _model_checks)):
+        stage_rows = checks(_read_json(root / path))
+        if stage_rows:
+            rows += [(stage, table, reason, count, flagged, str(path)) for table, reason, count, flagged in stage_rows]
+        else:
+            missing.append(str(path))
     if (root / DEAD_LETTERS_FILE).exists():
         dead = pd.read_parquet(root / DEAD_LETTERS_FILE)  # a replay without dead letters writes an empty file with `reason` only
         dead = dead if {"record", "reason"} <= set(dead.columns) else pd.DataFrame({"record": [], "reason": []})
         counts = dead.groupby(["record", "reason"], observed=True).size().sort_values(ascending=False, kind="stable")
-        rows += [("replay", f"{record}s", reason, int(n), str(DEAD_LETTERS_FILE)) for (record, reason), n in counts.items()]
+        rows += [("replay", f"{record}s", reason, int(n), True, str(DEAD_LETTERS_FILE)) for (record, reason), n in counts.items()]
     else:
         missing.append(str(DEAD_LETTERS_FILE))
     books, source = _read_json(root / REPLAY_METRICS_FILE).get("books"), f"{REPLAY_METRICS_FILE} (books)"
     if books:
-        rows += [("replay", "stream", key, int(books[key]), source) for key in BOOKS if key in books]
+        rows += [("replay", "stream", key, int(books[key]), key not in BOOK_TOTALS and int(books[key]) > 0, source)
+                 for key in BOOKS if key in books]
     else:
         missing.append(source)
     frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
-    frame = frame.astype({column: "string" for column in REPORT_COLUMNS} | {"rows": "int64"})
+    strings = {column: "string" for column in ("stage", "table", "reason", "source")}
+    frame = frame.astype(strings | {"rows": "Int64", "flagged": "bool"})
     frame.attrs["missing"] = missing
     return frame
 

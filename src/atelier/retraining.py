@@ -138,7 +138,9 @@ def simulate_schedules(
     since the policy last retrained), retrained, trigger (the drift policy's column with the
     largest PSI above the threshold, else ""), max_psi (largest monitored PSI of this cutoff's
     snapshot against the training data of the model carried into it; at the first cutoff, of the
-    first model), auc, buyers and customers (labelled rows of the snapshot).
+    first model), max_psi_column (the column it belongs to), score_psi (that PSI for the model's
+    own score; NaN when "score" is not monitored), auc, buyers and customers (labelled rows of
+    the snapshot).
     """
     policies, columns = ((v,) if isinstance(v, str) else tuple(v) for v in (policies, columns))
     _check_settings(window_months, policies, psi_threshold, columns)
@@ -211,7 +213,8 @@ def simulate_schedules(
                 "cutoff": cutoff, "policy": policy,
                 "trained_on": f"{window[0].date().isoformat()}..{window[-1].date().isoformat()}",
                 "model_age_months": _months(adopted, cutoff), "retrained": retrained, "trigger": trigger,
-                "max_psi": max(values.values()), "auc": _auc(labels, scored(window, cutoff)),
+                "max_psi": max(values.values()), "max_psi_column": max(values, key=values.get),
+                "score_psi": values.get(SCORE, np.nan), "auc": _auc(labels, scored(window, cutoff)),
                 "buyers": int(labels.sum()), "customers": len(labels),
             })
     table = pd.DataFrame(rows)
@@ -255,3 +258,50 @@ def policy_differences(table: pd.DataFrame, baseline: str = "never", confidence:
         rows[policy] = {"months": n, "mean_difference": mean, "ci_low": mean - spread, "ci_high": mean + spread,
                         "better_months": int((differences > 0).sum())}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def drift_effect(table: pd.DataFrame, frozen: str = "never", fresh: str = "monthly") -> dict[str, Any] | None:
+    """What drift does to the model that is never retrained: its AUC month by month, the PSI it faced, and
+    how far it lags a model retrained every month (`fresh`), in plain values for metrics and text.
+
+    Keys: policy, trained_on, months, first_cutoff, last_cutoff; auc_first, auc_last, auc_min and
+    auc_min_cutoff (its worst month), auc_max and auc_max_cutoff; psi_first, psi_last, psi_max,
+    psi_max_cutoff and psi_max_column (the monitored column that drifted most), score_psi_last
+    (None if the score is not monitored); compared_with, lag_mean, lag_max and lag_max_cutoff
+    (fresh AUC minus frozen AUC; None without `fresh`), lag_psi_spearman (over the months, does
+    the lag grow with the PSI? None with fewer than three months or a constant side). None when
+    the table has no `frozen` policy.
+    """
+    missing = [c for c in ("cutoff", "policy", "trained_on", "auc", "max_psi", "max_psi_column", "score_psi") if c not in table.columns]
+    if missing:
+        raise ValueError(f"the schedule table lacks {missing}; pass the output of simulate_schedules")
+    rows = table[table["policy"] == frozen].sort_values("cutoff").set_index("cutoff")
+    if rows.empty:
+        return None
+
+    def day(stamp: Any) -> str:
+        return pd.Timestamp(stamp).date().isoformat()
+
+    def plain(value: Any) -> float | None:
+        return None if pd.isna(value) else float(value)
+
+    auc, drift = rows["auc"], rows["max_psi"]
+    worst, best, drifted = auc.idxmin(), auc.idxmax(), drift.idxmax()
+    effect: dict[str, Any] = {
+        "policy": frozen, "trained_on": str(rows["trained_on"].iloc[0]), "months": int(len(rows)),
+        "first_cutoff": day(rows.index[0]), "last_cutoff": day(rows.index[-1]),
+        "auc_first": plain(auc.iloc[0]), "auc_last": plain(auc.iloc[-1]),
+        "auc_min": plain(auc[worst]), "auc_min_cutoff": day(worst), "auc_max": plain(auc[best]), "auc_max_cutoff": day(best),
+        "psi_first": plain(drift.iloc[0]), "psi_last": plain(drift.iloc[-1]), "psi_max": plain(drift[drifted]),
+        "psi_max_cutoff": day(drifted), "psi_max_column": str(rows.at[drifted, "max_psi_column"]),
+        "score_psi_last": plain(rows["score_psi"].iloc[-1]),
+        "compared_with": None, "lag_mean": None, "lag_max": None, "lag_max_cutoff": None, "lag_psi_spearman": None,
+    }
+    other = table[table["policy"] == fresh].set_index("cutoff")["auc"] if fresh != frozen else pd.Series(dtype=float)
+    lag = (other.reindex(rows.index) - auc).dropna()
+    if len(lag):
+        effect |= {"compared_with": fresh, "lag_mean": plain(lag.mean()), "lag_max": plain(lag.max()), "lag_max_cutoff": day(lag.idxmax())}
+        paired = drift.reindex(lag.index)
+        if len(lag) >= 3 and lag.nunique() > 1 and paired.nunique() > 1:
+            effect["lag_psi_spearman"] = plain(paired.corr(lag, method="spearman"))
+    return effect

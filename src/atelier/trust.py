@@ -17,8 +17,12 @@ customer, each seed gives one LIME explanation, compared with the exact contribu
 The first four are means over the seeds; seeds where rank_correlation is NaN are left out of its
 mean. LIME names are mapped to source features with `explain.source_feature`, and
 `explain.xgboost_contributions` sums encoded columns (ordinal, one-hot) into their source, so a
-categorical is one feature on both sides. `verdicts` turns the checks into trust / caution /
-do not trust by the thresholds in `Thresholds`.
+categorical is one feature on both sides. `verdicts` turns four checks (surrogate fit, seed
+stability, sign agreement, top-k overlap; `CHECKS`) into trust / caution / do not trust by the
+thresholds in `Thresholds`; `check_pass_rates` says how often each check passes on its own, so a
+reader sees which check fails, not only the verdict. Two yardsticks put the thresholds in context:
+`surrogate_ceiling` (the fit LIME reaches when it may use every feature: what any linear story over
+its conditions can explain) and `chance_overlap` (the top-k overlap of a random pick of features).
 
 Correlated features are a separate warning (`correlated_pairs`): when two columns carry the same
 information (recency_days and days_since_last_purchase), the model and LIME may split the credit
@@ -42,44 +46,110 @@ from atelier.explain import TabularExplainer
 
 VERDICTS = ("trust", "caution", "do not trust")
 AGREEMENT = ["sign_agreement", "rank_correlation", "top_k_overlap_with_exact", "seed_stability"]
+#: The checks behind a verdict: (metrics key, label in reasons and tables, review column, `Thresholds` field).
+CHECKS = (
+    ("surrogate_fit", "surrogate R²", "lime_score", "min_lime_score"),
+    ("seed_stability", "seed stability", "seed_stability", "min_seed_stability"),
+    ("sign_agreement", "sign agreement", "sign_agreement", "min_sign_agreement"),
+    ("top_k_overlap", "top-k overlap", "top_k_overlap_with_exact", "min_top_k_overlap"),
+)
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """The checks an explanation must pass (each passes at or above its threshold; NaN fails).
 
-    0 checks failed -> "trust", 1 -> "caution", 2 or 3 -> "do not trust".
+    0 checks failed -> "trust", 1 -> "caution", 2 to 4 -> "do not trust".
     """
 
     #: Surrogate R². Below 0.5 the linear surrogate explains less than half of how the model's
-    #: answers vary over LIME's perturbations (weighted by closeness to the customer).
+    #: answers vary over LIME's perturbations (weighted by closeness to the customer): its weights
+    #: then describe a minority of the model's behaviour, so their sizes cannot be read.
     min_lime_score: float = 0.5
     #: Mean Jaccard of the top k across seeds. With k = 5, 0.6 means about four of five features are shared.
     min_seed_stability: float = 0.6
     #: Share of LIME's top features with the exact contribution's sign. With k = 5, 0.8 allows one wrong sign.
     min_sign_agreement: float = 0.8
+    #: Mean Jaccard of LIME's top k and the exact top k: the seed-stability bar (about four of five
+    #: shared with k = 5), so LIME must agree with the model as well as it must agree with itself.
+    min_top_k_overlap: float = 0.6
 
 
 def verdicts(review: pd.DataFrame, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
     """Per row of `review`: verdict ("trust" / "caution" / "do not trust") and reasons (the failed checks)."""
-    checks = {
-        "surrogate R²": ("lime_score", thresholds.min_lime_score),
-        "seed stability": ("seed_stability", thresholds.min_seed_stability),
-        "sign agreement": ("sign_agreement", thresholds.min_sign_agreement),
-    }
-    missing = [column for column, _ in checks.values() if column not in review.columns]
-    if missing:
-        raise ValueError(f"review lacks columns {missing}; build it with trust.explanation_review")
-    values = {label: review[column].to_numpy(dtype=float) for label, (column, _) in checks.items()}
+    passed = _passes(review, thresholds)
     reasons = [
-        [f"{label} {values[label][position]:.2f} < {threshold:g}" for label, (_, threshold) in checks.items()
-         if not values[label][position] >= threshold]  # NaN fails too
+        [f"{label} {review[column].iloc[position]:.2f} < {getattr(thresholds, field):g}"
+         for _, label, column, field in CHECKS if not passed[label].iloc[position]]
         for position in range(len(review))
     ]
     return pd.DataFrame(
         {"verdict": [VERDICTS[min(len(failed), 2)] for failed in reasons], "reasons": ["; ".join(failed) for failed in reasons]},
         index=review.index,
     )
+
+
+def _passes(review: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
+    """One boolean column per check (by label): the value is at or above its threshold (NaN fails)."""
+    missing = [column for _, _, column, _ in CHECKS if column not in review.columns]
+    if missing:
+        raise ValueError(f"review lacks columns {missing}; build it with trust.explanation_review")
+    return pd.DataFrame({label: review[column].to_numpy(dtype=float) >= getattr(thresholds, field)
+                         for _, label, column, field in CHECKS}, index=review.index)
+
+
+def check_pass_rates(review: pd.DataFrame, thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """Each check on its own (index: its label, in `CHECKS` order): which check fails, and how often.
+
+    Columns: column (of the review), threshold, median (of the column), passed (explanations at or
+    above the threshold), pass_rate, and only_failure (explanations for which this is the one
+    failed check: the ones it alone moves from "trust" to "caution").
+    """
+    if review.empty:
+        raise ValueError("check_pass_rates: the review is empty")
+    passed = _passes(review, thresholds)
+    failures = (~passed).sum(axis=1)
+    rows = {
+        label: {"column": column, "threshold": float(getattr(thresholds, field)), "median": float(review[column].median()),
+                "passed": int(passed[label].sum()), "pass_rate": float(passed[label].mean()),
+                "only_failure": int((~passed[label] & (failures == 1)).sum())}
+        for _, label, column, field in CHECKS
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "check"
+    return table
+
+
+def chance_overlap(n_features: int, k: int) -> float:
+    """The expected Jaccard overlap of `k` features picked at random among `n_features` with a fixed top `k`.
+
+    The floor of the top-k check: an explanation that names its features at random scores this on
+    average. Hypergeometric: the shared count s runs from max(0, 2k - n) to k, Jaccard = s / (2k - s).
+    """
+    if n_features < 1 or k < 1:
+        raise ValueError(f"chance_overlap: n_features and k must be 1 or more, got {n_features} and {k}")
+    k = min(k, n_features)
+    total = math.comb(n_features, k)
+    return sum(math.comb(k, s) * math.comb(n_features - k, k - s) / total * s / (2 * k - s)
+               for s in range(max(1, 2 * k - n_features), k + 1))
+
+
+def surrogate_ceiling(explainer: TabularExplainer, rows: pd.DataFrame, *, seed: int, num_samples: int | None = None) -> pd.Series:
+    """Per customer in `rows` (raw features, index kept): LIME's surrogate R² when it may use every feature.
+
+    Keeping only the top k can only lower the fit, so this is the most a linear story over LIME's
+    conditions explains around the customer. A ceiling close to the top-k score says the poor fit
+    comes from the model's own shape (steps, interactions), not from leaving features out.
+    """
+    if rows.empty:
+        raise ValueError("surrogate_ceiling: no rows to explain; pass at least one customer's features")
+    if num_samples is not None:
+        explainer = copy.copy(explainer)
+        explainer.num_samples = int(num_samples)
+    everything = len(explainer.columns)
+    scores = [explainer.explain(rows.iloc[position], seed=seed, num_features=everything).attrs["score"]
+              for position in range(len(rows))]
+    return pd.Series(np.asarray(scores, dtype=float), index=rows.index, name="lime_score_all_features")
 
 
 def _jaccard(first: set, second: set) -> float:
@@ -195,12 +265,17 @@ def _plain(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def review_summary(review: pd.DataFrame) -> dict[str, Any]:
-    """For metrics: customers, verdict shares (every verdict, 0 if absent) and medians; plain ints, floats, None."""
+def review_summary(review: pd.DataFrame, thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+    """For metrics: customers, verdict shares (every verdict, 0 if absent), each check's threshold, pass rate
+    and only-failure share (by `CHECKS` key), and medians; plain ints, floats, None."""
     shares = review["verdict"].value_counts(normalize=True)
+    rates = check_pass_rates(review, thresholds)
     return {
         "customers": int(len(review)),
         "verdict_shares": {verdict: float(shares.get(verdict, 0.0)) for verdict in VERDICTS},
+        "checks": {key: {"threshold": float(rates.at[label, "threshold"]), "pass_rate": float(rates.at[label, "pass_rate"]),
+                         "only_failure_share": float(rates.at[label, "only_failure"] / len(review))}
+                   for key, label, _, _ in CHECKS},
         "median_lime_score": _plain(review["lime_score"].median()),
         "median_sign_agreement": _plain(review["sign_agreement"].median()),
         "median_rank_correlation": _plain(review["rank_correlation"].median()),
