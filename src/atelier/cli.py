@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
 
     from atelier.config import ParamsError, load_params, project_root
-    from atelier.validate import DataContractError
+    from atelier.contract import DataContractError
 
     try:
         root = project_root()

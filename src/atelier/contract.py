@@ -12,6 +12,10 @@ from typing import Literal
 Kind = Literal["id", "timestamp", "number", "integer", "text"]
 
 #: Event types the features understand. Other types are kept (they still mark a session as active).
+class DataContractError(ValueError):
+    """The input does not meet the data contract in a way row quarantine cannot fix."""
+
+
 KNOWN_EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
 #: Devices with their own share features; other values count only towards the session total.
 KNOWN_DEVICES = ("mobile", "desktop", "tablet")
