@@ -271,6 +271,23 @@ def test_promotion_rule_and_audit_trail(tmp_path, models, auc):
     assert registry.rollback() == strong
 
 
+def test_a_blocked_candidate_never_replaces_the_champion_but_may_be_the_first(tmp_path, models, auc):
+    registry = Registry(tmp_path)
+    weak = registry.register(models["dummy"], name="m", metadata={})
+    strong = registry.register(models["logistic"], name="m", metadata={})
+
+    first = registry.promote(weak, auc, blocked_by="train-validation gap 0.05 > 0.03")
+    assert first.promoted and registry.alias("champion") == weak and "Despite: train-validation gap" in first.reason
+
+    blocked = registry.promote(strong, auc, blocked_by="train-validation gap 0.05 > 0.03")
+    assert blocked.candidate_score > blocked.champion_score + 0.2  # it would win on score alone
+    assert not blocked.promoted and registry.alias("champion") == weak
+    assert "stays v1: train-validation gap 0.05 > 0.03" in blocked.reason
+    assert read_json(tmp_path / "promotions.json")[-1]["promoted"] is False
+
+    assert registry.promote(strong, auc).promoted and registry.alias("champion") == strong
+
+
 def test_promotion_margin_is_not_defeated_by_float_rounding(tmp_path, models):
     registry = Registry(tmp_path)
     champion = registry.register(models["dummy"], name="m", metadata={})

@@ -540,13 +540,16 @@ class Registry:
         *,
         alias: str = "champion",
         min_delta: float = 0.0,
+        blocked_by: str | None = None,
     ) -> PromotionDecision:
         """Make `candidate` the `alias` if it beats the current one out of time; record the decision.
 
         `score(model)` must evaluate a loaded model on the same out-of-time data for both models
         (higher is better; close over the data). With no current `alias`, the candidate is promoted.
         Otherwise it is promoted iff candidate_score >= champion_score + min_delta (scores within
-        1e-12 count as equal). Every decision is appended to promotions.json.
+        1e-12 count as equal) and no `blocked_by` reason is given (e.g. a failed overfitting check):
+        a blocked candidate never replaces a champion, though it may become the first one, with the
+        reason noted. Every decision is appended to promotions.json.
         """
         min_delta = float(min_delta)
         if not math.isfinite(min_delta):
@@ -569,13 +572,20 @@ class Registry:
         if champion is None:
             promoted = True
             reason = f"{candidate} promoted to '{alias}': there was no '{alias}' yet (score {candidate_score:.6g})."
+            if blocked_by:
+                reason += f" Despite: {blocked_by}."
         elif champion == candidate:
             promoted, champion_score = False, candidate_score
             reason = f"{candidate} is already '{alias}'; nothing changed (score {candidate_score:.6g})."
         else:
             champion_score = evaluate(champion)
-            promoted = candidate_score >= champion_score + min_delta - SCORE_TOLERANCE
-            if promoted:
+            promoted = candidate_score >= champion_score + min_delta - SCORE_TOLERANCE and not blocked_by
+            if blocked_by:
+                reason = (
+                    f"{candidate} not promoted; '{alias}' stays {champion}: {blocked_by} "
+                    f"(score {candidate_score:.6g} against {champion_score:.6g})."
+                )
+            elif promoted:
                 reason = (
                     f"{candidate} promoted to '{alias}', replacing {champion}: score {candidate_score:.6g} "
                     f">= {champion_score:.6g} + min_delta {min_delta:g}."
