@@ -240,6 +240,21 @@ def test_chunked_run_has_unique_contiguous_ids_and_consistent_references(tmp_pat
 # -------------------------------------------------------------------------------------- 3. realism
 
 
+def test_the_committed_default_run_meets_the_realism_targets():
+    """metrics/simulate.json is the pipeline's own run at the full default size (20,000 customers):
+    the targets hold there too, not only on the 5,000-customer run below."""
+    metrics = json.loads((REPO / "metrics" / "simulate.json").read_text(encoding="utf-8"))
+    assert metrics["customers"] == _params()["simulate"]["n_customers"], "metrics/simulate.json is stale: run `dvc repro`"
+    realism = metrics["realism"]
+    assert 0.015 <= realism["session_conversion"] <= 0.04
+    assert 0.60 <= realism["cart_abandonment"] <= 0.80
+    assert 0.40 <= realism["single_order_buyer_share"] <= 0.60
+    assert realism["spend_top_decile_share"] >= 0.35 and realism["spend_mean_over_median"] > 1.5
+    devices = realism["devices"]
+    assert devices["mobile"]["session_share"] > devices["desktop"]["session_share"]
+    assert devices["mobile"]["conversion"] < devices["desktop"]["conversion"]
+
+
 def test_realism_targets_at_default_params(moderate):
     sessions, orders = moderate.sessions, moderate.orders
     n_sessions = len(sessions)
