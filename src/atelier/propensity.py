@@ -473,6 +473,7 @@ TRUTH_CUSTOMERS = Path("data/truth/customers.parquet")
 SEGMENT_ATTRIBUTES = Path("data/segments/attributes.sqlite")
 REGISTRY_DIR = Path("models/registry")
 OUTPUT_DIR = Path("data/propensity")
+ATTRIBUTES_FILE = OUTPUT_DIR / "attributes.sqlite"  # scores beside the segments, per customer
 METRICS_FILE = Path("metrics/model.json")
 PLOTS_DIR = Path("plots/model")
 
@@ -520,7 +521,7 @@ def write_attributes(root: Path, scores: pd.DataFrame) -> Path:
     `customer_attributes` (one row per customer: segment and propensity together).
     """
     root = Path(root)
-    target = root / OUTPUT_DIR / "attributes.sqlite"
+    target = root / ATTRIBUTES_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     source = root / SEGMENT_ATTRIBUTES

@@ -19,11 +19,10 @@ from sklearn.metrics import roc_auc_score
 
 from atelier import propensity, rollback
 from atelier.io import write_json
+from atelier.propensity import REGISTRY_DIR, SNAPSHOTS_FILE
 from atelier.registry import Registry
 
-SNAPSHOTS_FILE = Path("data/features/snapshots.parquet")
 VISITS_FILE = Path("data/replay/visits.parquet")
-REGISTRY_DIR = Path("models/registry")
 DRILL_REGISTRY_DIR = Path("models/robustness_registry")
 METRICS_FILE = Path("metrics/robustness.json")
 PLOTS_DIR = Path("plots/robustness")

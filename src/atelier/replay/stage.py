@@ -15,6 +15,7 @@ from atelier import config as config_module
 from atelier import validate
 from atelier.features import FeatureSettings, before_cutoff, customer_state
 from atelier.io import write_json, write_parquet
+from atelier.propensity import ATTRIBUTES_FILE, REGISTRY_DIR, SNAPSHOTS_FILE, TRUTH_CUSTOMERS
 from atelier.replay import abtest
 from atelier.replay.engine import StreamProcessor
 from atelier.replay.loop import ClosedLoop, Personalizer, ReplaySettings
@@ -24,9 +25,6 @@ from atelier.replay.state import StreamingState
 from atelier.replay.world import ReplayWorld
 
 SEGMENTS_FILE = Path("data/segments/segments.parquet")
-REGISTRY_DIR = Path("models/registry")
-ATTRIBUTES_FILE = Path("data/propensity/attributes.sqlite")
-TRUTH_CUSTOMERS = Path("data/truth/customers.parquet")
 OUTPUT_DIR = Path("data/replay")
 REPLAY_REGISTRY_DIR = Path("models/replay_registry")
 METRICS_FILE = Path("metrics/replay.json")
@@ -255,8 +253,6 @@ def reference_profiles(context: ReplayContext) -> pd.DataFrame:
     included. Comparing the two would flag that difference as drift from day one, so the reference
     keeps the training rows of customers who visited within REFERENCE_VISIT_DAYS after the cutoff.
     """
-    from atelier.propensity import SNAPSHOTS_FILE
-
     snapshots = pd.read_parquet(context.root / SNAPSHOTS_FILE)
     train = snapshots[snapshots["cutoff"] < context.cutoff]
     events = context.tables.get("events")
