@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from atelier import propensity
-from atelier.config import load_params
+from atelier.core import paths
+from atelier.core.config import load_params
+from atelier.model import propensity
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
-    snapshots_file = REPO / propensity.SNAPSHOTS_FILE
+    snapshots_file = REPO / paths.SNAPSHOTS_FILE
     if not snapshots_file.exists():
         sys.exit(f"{snapshots_file} is missing: run `dvc repro prep` first")
     params = load_params(REPO / "params.yaml")

@@ -25,8 +25,9 @@ os.environ["OMP_NUM_THREADS"] = "2"  # before numpy/xgboost start their thread p
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from atelier import propensity, transform  # noqa: E402
-from atelier.registry import Registry  # noqa: E402
+from atelier.core import paths
+from atelier.data import transform  # noqa: E402
+from atelier.model.registry import Registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,14 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     arguments = parser.parse_args()
-    registry_dir = REPO / propensity.REGISTRY_DIR
+    registry_dir = REPO / paths.REGISTRY_DIR
     if not (registry_dir / "aliases.json").exists():
         sys.exit(f"{registry_dir} has no champion: run `dvc repro model` first")
     registry = Registry(registry_dir)
     version = registry.alias("champion")
     metadata = registry.metadata(version)
     champion = registry.load("champion")
-    snapshots = pd.read_parquet(REPO / propensity.SNAPSHOTS_FILE)
+    snapshots = pd.read_parquet(REPO / paths.SNAPSHOTS_FILE)
     test = snapshots[snapshots["cutoff"] == snapshots["cutoff"].max()]
     frame = transform.model_frame(test[metadata["features"]])
     repeats = -(-arguments.rows // len(frame))

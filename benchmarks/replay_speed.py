@@ -23,11 +23,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from atelier.config import load_params  # noqa: E402
+from atelier.core.config import load_params  # noqa: E402
+from atelier.data.simulate.world import stream  # noqa: E402
 from atelier.replay import monitor, stage  # noqa: E402
 from atelier.replay.engine import to_records  # noqa: E402
 from atelier.replay.world import arrivals  # noqa: E402
-from atelier.simulate.world import stream  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from atelier import segment
-from atelier.config import load_params
+from atelier.core import paths
+from atelier.core.config import load_params
+from atelier.segment import cluster as segment
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    snapshots_file = REPO / segment.SNAPSHOTS_FILE
+    snapshots_file = REPO / paths.SNAPSHOTS_FILE
     if not snapshots_file.exists():
         sys.exit(f"{snapshots_file} is missing: run `dvc repro prep` first")
     params = load_params(REPO / "params.yaml")

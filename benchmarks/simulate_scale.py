@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from atelier.config import load_params
-from atelier.simulate import config_from_params, simulate
+from atelier.core.config import load_params
+from atelier.data.simulate import config_from_params, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 

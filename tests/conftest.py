@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atelier import simulate, validate
-from atelier.config import load_params
+from atelier.core.config import load_params
+from atelier.data import simulate, validate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 
-from atelier.stages import NOTEBOOK_STAGES, THREAD_VARIABLES
+from atelier.core.config import THREAD_VARIABLES
+from atelier.core.paths import NOTEBOOK_STAGES
 
 # Fixed BLAS/OpenMP threads unless the caller chose: the same params give the same numbers.
 for _variable in THREAD_VARIABLES:
@@ -26,26 +27,26 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
 
-    from atelier.config import ParamsError, load_params, project_root
-    from atelier.contract import DataContractError
+    from atelier.core.config import ParamsError, load_params, project_root
+    from atelier.core.contract import DataContractError
 
     try:
         root = project_root()
         if arguments.stage == "simulate":
-            from atelier import simulate
+            from atelier.data import simulate
 
             simulate.run(load_params(root / "params.yaml"), root)
         elif arguments.stage == "validate":
-            from atelier import validate
+            from atelier.data import validate
 
             validate.run(load_params(root / "params.yaml"), root)
         elif arguments.stage == "index":
-            from atelier import report_index
+            from atelier.report import index as report_index
 
             index = report_index.build_index(root)
             logging.getLogger("atelier.index").info("wrote %s", index)
         else:
-            from atelier import stages
+            from atelier.report import notebook as stages
 
             stages.execute(arguments.stage, root)
     except (ParamsError, DataContractError, FileNotFoundError) as problem:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from atelier.features import microseconds
+from atelier.data.features import microseconds
 from atelier.replay.state import StreamingState
 
 RECORD_KINDS = ("event", "order")

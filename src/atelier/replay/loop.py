@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from atelier.features import FeatureSettings
-from atelier.io import read_parquet, write_parquet
+from atelier.core.io import read_parquet, write_parquet
+from atelier.data.features import FeatureSettings
+from atelier.data.simulate.world import stream
+from atelier.model.champion import Champion
 from atelier.replay.abtest import assign_arm
 from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
 from atelier.replay.policy import (
@@ -36,10 +38,8 @@ from atelier.replay.policy import (
     favourite_categories,
     shown_shares,
 )
-from atelier.replay.scoring import Scorer
 from atelier.replay.state import StreamingState
 from atelier.replay.world import STREAM_REPLAY, NoiseSettings, ReplayWorld, arrivals
-from atelier.simulate.world import stream
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Personalizer:
     """Decides what a visit sees: live profile -> champion score -> policy (or the default, with the reason)."""
 
     state: StreamingState
-    scorer: Scorer | None
+    scorer: Champion | None
     segments: dict[Any, str]
     assortment: Assortment
     policy: PolicySettings

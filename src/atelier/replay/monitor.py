@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from atelier.config import ParamsError
+from atelier.core.config import ParamsError
 
 
 def _require(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], name: str) -> None:

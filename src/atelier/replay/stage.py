@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,24 +9,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atelier import config as config_module
-from atelier import validate
-from atelier.features import FeatureSettings, before_cutoff, customer_state
-from atelier.io import write_json, write_parquet
-from atelier.propensity import ATTRIBUTES_FILE, REGISTRY_DIR, SNAPSHOTS_FILE, TRUTH_CUSTOMERS
+from atelier.core import attributes, paths
+from atelier.core import config as config_module
+from atelier.core.io import write_json, write_parquet
+from atelier.data import validate
+from atelier.data.features import FeatureSettings, before_cutoff, customer_state
+from atelier.model.champion import Champion, try_load_champion
 from atelier.replay import abtest
 from atelier.replay.engine import StreamProcessor
 from atelier.replay.loop import ClosedLoop, Personalizer, ReplaySettings
 from atelier.replay.policy import Assortment
-from atelier.replay.scoring import Scorer, load_champion
 from atelier.replay.state import StreamingState
 from atelier.replay.world import ReplayWorld
 
-SEGMENTS_FILE = Path("data/segments/segments.parquet")
-OUTPUT_DIR = Path("data/replay")
-REPLAY_REGISTRY_DIR = Path("models/replay_registry")
-METRICS_FILE = Path("metrics/replay.json")
-PLOTS_DIR = Path("plots/replay")
 #: The plot files the stage declares, and their columns.
 PLOT_COLUMNS = {
     "uplift_sensitivity": ["strength", "visits", "control", "treatment", "relative_uplift", "ci_low", "ci_high"],
@@ -54,7 +47,7 @@ class ReplayContext:
     horizon_days: int
     cutoff: pd.Timestamp
     tables: dict[str, pd.DataFrame]
-    scorer: Scorer | None
+    scorer: Champion | None
     model_problem: str | None
     segments: dict[Any, str]
     assortment: Assortment
@@ -73,13 +66,13 @@ def load_context(root: Path, params: dict[str, Any]) -> ReplayContext:
     get = config_module.get
     cutoff = max(pd.Timestamp(c) for c in get(params, "timeline.cutoffs"))
     tables = validate.load_validated(root)
-    scorer, problem = load_champion(root / REGISTRY_DIR)
-    segments_path = root / SEGMENTS_FILE
+    scorer, problem = try_load_champion(root / paths.REGISTRY_DIR)
+    segments_path = root / paths.SEGMENTS_FILE
     segments = (pd.read_parquet(segments_path).set_index("customer_id")["segment_name"].to_dict() if segments_path.exists() else {})
     products = tables.get("products")
     if products is None:
         products = pd.DataFrame({"product_id": pd.Series(dtype="int64"), "category": pd.Series(dtype="string")})
-    closed = get(params, "data.source") == "simulate" and (root / TRUTH_CUSTOMERS).exists()
+    closed = get(params, "data.source") == "simulate" and (root / paths.TRUTH_CUSTOMERS).exists()
     context = ReplayContext(
         root=root, params=params, settings=ReplaySettings.from_params(get(params, "replay"), get(params, "seed")),
         features=FeatureSettings.from_params(get(params, "prep")), horizon_days=int(get(params, "timeline.horizon_days")),
@@ -107,7 +100,7 @@ def initial_state(context: ReplayContext) -> StreamingState:
                                      products=context.tables.get("products"), customers=context.tables.get("customers"))
 
 
-def personalizer(context: ReplayContext, state: StreamingState, scorer: Scorer | None | bool = True) -> Personalizer:
+def personalizer(context: ReplayContext, state: StreamingState, scorer: Champion | None | bool = True) -> Personalizer:
     """The decision maker on `state` (scorer=True: the champion; None: as if the model failed to load)."""
     return Personalizer(state=state, scorer=context.scorer if scorer is True else scorer, segments=context.segments,
                         assortment=context.assortment, policy=context.settings.policy, seed=context.settings.seed,
@@ -138,25 +131,11 @@ def ab_result(visits: pd.DataFrame, seed: int, n_boot: int = 1000) -> dict[str, 
 
 def write_attributes(root: Path, decisions: pd.DataFrame, as_of: pd.Timestamp) -> Path:
     """The user-attribute database after the replay: the model stage's copy plus each customer's live profile."""
-    target = Path(root) / OUTPUT_DIR / "attributes.sqlite"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
-    source = Path(root) / ATTRIBUTES_FILE
-    if source.exists():
-        shutil.copyfile(source, target)
     columns = ["customer_id", "ts", "propensity", "banner", "experience", "arm"]
     latest = (decisions.sort_values("ts", kind="stable").groupby("customer_id").last().reset_index()
               if len(decisions) else pd.DataFrame(columns=columns))
-    with sqlite3.connect(target) as connection:
-        connection.execute(
-            "CREATE TABLE customer_live_profile (customer_id TEXT PRIMARY KEY, last_visit TEXT, last_propensity REAL, "
-            "last_banner TEXT, last_experience TEXT, arm TEXT, updated_at TEXT)")
-        connection.executemany("INSERT INTO customer_live_profile VALUES (?, ?, ?, ?, ?, ?, ?)", zip(
-            latest["customer_id"].astype(str), latest["ts"].astype(str), latest["propensity"].astype(float),
-            latest["banner"].astype(str), latest["experience"].astype(str), latest["arm"].astype(str),
-            [as_of.isoformat()] * len(latest)))
-    connection.close()
-    return target
+    return attributes.write_live_profiles(Path(root) / paths.PROPENSITY_ATTRIBUTES, Path(root) / paths.REPLAY_ATTRIBUTES,
+                                          latest, as_of)
 
 
 def decisions_for_storage(decisions: pd.DataFrame) -> pd.DataFrame:
@@ -170,17 +149,17 @@ def write_outputs(root: Path, frames: dict[str, pd.DataFrame], metrics: dict[str
     """Decisions, visits, explanations, dead letters (Parquet), plot data (CSV) and metrics/replay.json."""
     root = Path(root)
     for name, frame in frames.items():
-        write_parquet(frame.reset_index(drop=True), root / OUTPUT_DIR / f"{name}.parquet")
-    (root / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+        write_parquet(frame.reset_index(drop=True), root / paths.REPLAY_DIR / f"{name}.parquet")
+    (root / paths.REPLAY_PLOTS).mkdir(parents=True, exist_ok=True)
     for name, columns in PLOT_COLUMNS.items():  # every declared plot file exists, empty when there is nothing to plot
         frame = plots.get(name, pd.DataFrame(columns=columns))
-        frame.to_csv(root / PLOTS_DIR / f"{name}.csv", index=False, float_format="%.6f")
-    registry = root / REPLAY_REGISTRY_DIR
+        frame.to_csv(root / paths.REPLAY_PLOTS / f"{name}.csv", index=False, float_format="%.6f")
+    registry = root / paths.REPLAY_REGISTRY_DIR
     if not registry.exists() or not any(registry.iterdir()):
         registry.mkdir(parents=True, exist_ok=True)
         (registry / "NOT_RETRAINED.md").write_text("The replay did not retrain (no drift trigger, or open loop): "
                                                    "see metrics/replay.json, `retraining`.\n", encoding="utf-8")
-    write_json(metrics, root / METRICS_FILE)
+    write_json(metrics, root / paths.REPLAY_METRICS)
     return metrics
 
 
@@ -204,7 +183,7 @@ def parity_check(context: ReplayContext, tables: dict[str, pd.DataFrame], until:
 
     Returns, per feature, the largest absolute difference and whether every value is identical.
     """
-    from atelier.features import build_features
+    from atelier.data.features import build_features
 
     state = initial_state(context)
     after = {name: frame for name, frame in tables.items()}
@@ -253,7 +232,7 @@ def reference_profiles(context: ReplayContext) -> pd.DataFrame:
     included. Comparing the two would flag that difference as drift from day one, so the reference
     keeps the training rows of customers who visited within REFERENCE_VISIT_DAYS after the cutoff.
     """
-    snapshots = pd.read_parquet(context.root / SNAPSHOTS_FILE)
+    snapshots = pd.read_parquet(context.root / paths.SNAPSHOTS_FILE)
     train = snapshots[snapshots["cutoff"] < context.cutoff]
     events = context.tables.get("events")
     if events is not None and len(events):
@@ -304,13 +283,14 @@ def retrain(context: ReplayContext, tables: dict[str, pd.DataFrame], trigger: pd
     """
     from sklearn.metrics import roc_auc_score
 
-    from atelier import propensity, prep
-    from atelier.registry import Registry
+    from atelier.data import prep
+    from atelier.model import propensity
+    from atelier.model.registry import Registry
 
     cutoffs = sorted({pd.Timestamp(c) for c in config_module.get(context.params, "timeline.cutoffs")})
     retrain_day = max(pd.Timestamp(trigger).normalize(), context.cutoff + pd.Timedelta(days=context.horizon_days))
     champion = context.scorer
-    registry_source = Registry(context.root / REGISTRY_DIR)
+    registry_source = Registry(context.root / paths.REGISTRY_DIR)
     metadata = registry_source.metadata(champion.version)
     count = len(metadata.get("train_cutoffs") or cutoffs[:-1]) or 1  # as many snapshots as the champion trained on
     window = retraining_cutoffs(retrain_day, context.horizon_days, count)
@@ -323,10 +303,7 @@ def retrain(context: ReplayContext, tables: dict[str, pd.DataFrame], trigger: pd
     settings = propensity.ModelSettings.from_params(config_module.get(context.params, "model"), config_module.get(context.params, "seed"))
     challenger = propensity.fit(propensity.tuned(metadata["name"], metadata["params"], numeric, categorical, settings),
                                 train, numeric, categorical)
-    target = context.root / REPLAY_REGISTRY_DIR
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(context.root / REGISTRY_DIR, target)
-    registry = Registry(target)
+    registry = registry_source.copy_to(context.root / paths.REPLAY_REGISTRY_DIR)
     y = evaluation["label"].astype(int).to_numpy()
     X = evaluation[numeric + categorical]
     out_of_time = lambda model: float(roc_auc_score(y, model.predict_proba(propensity.transform.model_frame(X))[:, 1]))  # noqa: E731
@@ -359,7 +336,7 @@ def explain_decisions(context: ReplayContext, decisions: pd.DataFrame, profiles:
     Returns the explanation rows (session_id, feature, condition, value, weight) and one line per
     explained decision (session_id, the readable sentence, latency in milliseconds).
     """
-    from atelier import explain
+    from atelier.model import explain
 
     scored = decisions.index[decisions["propensity"].notna().to_numpy()]
     if context.scorer is None or len(scored) == 0 or n <= 0:
@@ -406,7 +383,7 @@ def per_event_latency(context: ReplayContext, records: pd.DataFrame, limit: int)
     """
     import time
 
-    from atelier.features import microseconds
+    from atelier.data.features import microseconds
 
     state = initial_state(context)
     processor = StreamProcessor(state, context.settings.engine)

@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atelier import features as _features
-from atelier.contract import KNOWN_DEVICES
-from atelier.features import (
+from atelier.core.contract import KNOWN_DEVICES
+from atelier.data import features as _features
+from atelier.data.features import (
     DEMOGRAPHICS,
     MICROSECONDS_PER_DAY,
     NAT,

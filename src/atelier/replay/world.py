@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atelier import simulate
-from atelier.simulate.sessions import MS_PER_DAY, Sessions, purchase_multiplier, session_arrivals, session_outcomes
-from atelier.simulate.world import Population, World, build_world, population_from_truth, stream
+from atelier.core import paths
+from atelier.data import simulate
+from atelier.data.simulate.sessions import MS_PER_DAY, Sessions, purchase_multiplier, session_arrivals, session_outcomes
+from atelier.data.simulate.world import Population, World, build_world, population_from_truth, stream
 
 STREAM_REPLAY = 4
 EVENTS_PER_SESSION_LIMIT = 10_000  # event ids are session_id * this + position
@@ -58,7 +59,7 @@ class ReplayWorld:
         config = simulate.config_from_params(params["simulate"])
         seed = int(params["seed"])
         world = build_world(config, seed)
-        truth = pd.read_parquet(Path(root) / simulate.TRUTH_DIR / "customers.parquet")
+        truth = pd.read_parquet(Path(root) / paths.TRUTH_DIR / "customers.parquet")
         population = population_from_truth(config, truth, customers)
         first_day = config.day_index(start)
         sessions = session_arrivals(world, population, first_day, config.n_days - 1, stream(seed, STREAM_REPLAY, 0))

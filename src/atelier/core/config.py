@@ -1,0 +1,59 @@
+"""Reading `params.yaml` and finding the project's folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atelier.core import paths
+
+#: BLAS/OpenMP thread pools, fixed (to 1 unless the caller chose) so that the same params give the same numbers.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Environment variable that overrides where the project root is (tests run the pipeline in a copy).
+ROOT_ENV = "ATELIER_ROOT"
+
+
+class ParamsError(ValueError):
+    """A parameter in params.yaml is missing or has a value Atelier cannot use."""
+
+
+def project_root(start: Path | str | None = None) -> Path:
+    """The folder holding params.yaml: $ATELIER_ROOT if set, else the nearest parent of `start` (or cwd)."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / paths.PARAMS_FILE).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"No {paths.PARAMS_FILE} in {here} or any parent folder. Run from inside the Atelier project "
+        f"or set {ROOT_ENV} to its folder."
+    )
+
+
+def load_params(path: Path | str | None = None) -> dict[str, Any]:
+    """All parameters from params.yaml (default: the project root's)."""
+    path = Path(path) if path else project_root() / paths.PARAMS_FILE
+    with open(path, encoding="utf-8") as handle:
+        params = yaml.safe_load(handle) or {}
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections, found {type(params).__name__}")
+    return params
+
+
+def get(params: dict[str, Any], dotted_key: str) -> Any:
+    """The value at `dotted_key` (e.g. "prep.half_life_days"), with a clear error if it is missing."""
+    node: Any = params
+    walked: list[str] = []
+    for part in dotted_key.split("."):
+        walked.append(part)
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(
+                f"params.yaml has no '{'.'.join(walked)}' (needed as '{dotted_key}'); "
+                "add it or restore it from the project's params.yaml"
+            )
+        node = node[part]
+    return node

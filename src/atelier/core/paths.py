@@ -1,0 +1,88 @@
+"""Every file and folder the pipeline reads or writes, relative to the project root: written once, here.
+
+Stages join these to the project root (`root / paths.SNAPSHOTS_FILE`); `tests/pipeline` checks them
+against the outs that `dvc.yaml` declares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+DVC_FILE = Path("dvc.yaml")
+
+# Phase notebooks (sources) and the reports papermill writes from them.
+NOTEBOOK_DIR = Path("notebooks")
+REPORT_DIR = Path("reports")
+#: Stage name -> notebook (without .ipynb) in notebooks/; the executed copy is reports/<notebook>.ipynb.
+NOTEBOOK_STAGES: dict[str, str] = {
+    "prep": "01_data_prep",
+    "segment": "02_segmentation",
+    "model": "03_propensity_model",
+    "replay": "04_realtime_replay",
+    "robustness": "05_robustness",
+}
+INDEX_FILE = REPORT_DIR / "index.html"
+
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+
+
+def metrics_file(stage: str) -> Path:
+    """metrics/<stage>.json: the headline numbers of one stage."""
+    return METRICS_DIR / f"{stage}.json"
+
+
+def plots_dir(stage: str) -> Path:
+    """plots/<stage>/: the plot data of one stage (small CSVs, committed)."""
+    return PLOTS_DIR / stage
+
+
+# Phase "data": simulate, validate, prep.
+SIMULATED_DIR = Path("data/simulated")  # the default data.path
+TRUTH_DIR = Path("data/truth")  # what only the simulator knows; no model input reads it
+TRUTH_CUSTOMERS = TRUTH_DIR / "customers.parquet"
+TRUTH_ORDER_PROBABILITY = TRUTH_DIR / "order_probability.parquet"
+VALIDATED_DIR = Path("data/validated")
+QUARANTINE_DIR = Path("data/quarantine")
+FEATURES_DIR = Path("data/features")
+SNAPSHOTS_FILE = FEATURES_DIR / "snapshots.parquet"
+PREPARED_FILE = FEATURES_DIR / "prepared.parquet"
+PREP_MODEL_DIR = Path("models/prep")
+
+# Phase "segment".
+SEGMENTS_DIR = Path("data/segments")
+SEGMENTS_FILE = SEGMENTS_DIR / "segments.parquet"
+SEGMENT_ATTRIBUTES = SEGMENTS_DIR / "attributes.sqlite"  # table customer_segments: the user attributes
+SEGMENT_MODEL_DIR = Path("models/segment")
+SEGMENTER_FILE = SEGMENT_MODEL_DIR / "segmenter.skops"
+
+# Phase "model".
+REGISTRY_DIR = Path("models/registry")
+PROPENSITY_DIR = Path("data/propensity")
+SCORES_FILE = PROPENSITY_DIR / "scores.parquet"
+PROPENSITY_ATTRIBUTES = PROPENSITY_DIR / "attributes.sqlite"  # scores beside the segments, per customer
+
+# Phase "replay".
+REPLAY_DIR = Path("data/replay")
+VISITS_FILE = REPLAY_DIR / "visits.parquet"
+DEAD_LETTERS_FILE = REPLAY_DIR / "dead_letters.parquet"
+REPLAY_ATTRIBUTES = REPLAY_DIR / "attributes.sqlite"  # the model stage's copy plus each customer's live profile
+REPLAY_REGISTRY_DIR = Path("models/replay_registry")
+
+# Phase "robustness".
+DRILL_REGISTRY_DIR = Path("models/robustness_registry")
+
+SIMULATE_METRICS = metrics_file("simulate")
+VALIDATE_METRICS = metrics_file("validate")
+PREP_METRICS = metrics_file("prep")
+SEGMENT_METRICS = metrics_file("segment")
+MODEL_METRICS = metrics_file("model")
+REPLAY_METRICS = metrics_file("replay")
+ROBUSTNESS_METRICS = metrics_file("robustness")
+
+PREP_PLOTS = plots_dir("prep")
+SEGMENT_PLOTS = plots_dir("segment")
+MODEL_PLOTS = plots_dir("model")
+REPLAY_PLOTS = plots_dir("replay")
+ROBUSTNESS_PLOTS = plots_dir("robustness")
