@@ -1,7 +1,13 @@
-"""Descriptive views of the shop's data: tables, funnel, seasonality, devices, missing values."""
+"""Descriptive views of the shop's data: tables, funnel, seasonality, devices, missing values.
+
+The functions that return a fact a report states (`busy_periods`, `label_windows`, `device_shift`)
+compute it from the data at hand, so a sentence built on them holds for any shop, not only the
+simulated one.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from atelier.core.contract import TABLES
@@ -41,6 +47,14 @@ def funnel(sessions: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def cart_abandonment(sessions: pd.DataFrame) -> float | None:
+    """Share of the sessions with a cart add that end without a purchase (None when no session has a cart add)."""
+    carted = sessions["cart_adds"] > 0
+    if not carted.any():
+        return None
+    return float((carted & ~sessions["has_purchase"].astype(bool)).sum() / carted.sum())
+
+
 def daily_activity(orders: pd.DataFrame, sessions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per day: orders, revenue and (with events) sessions."""
     by_day = orders.groupby(orders["ordered_at"].dt.floor("D"))
@@ -75,4 +89,93 @@ def missing_share(features: pd.DataFrame) -> pd.Series:
     return share[share > 0].sort_values(ascending=False)
 
 
-__all__ = ["table_overview", "funnel", "daily_activity", "weekday_profile", "device_by_month", "missing_share", "sessions_table"]
+def black_friday(year: int) -> pd.Timestamp:
+    """The Friday after the fourth Thursday of November of `year`."""
+    first = pd.Timestamp(year=year, month=11, day=1)
+    first_thursday = first + pd.Timedelta(days=(3 - first.day_of_week) % 7)
+    return first_thursday + pd.Timedelta(days=22)
+
+
+def busy_periods(
+    daily: pd.DataFrame, column: str = "orders", threshold: float = 1.3, window_days: int = 7, min_days: int = 5
+) -> pd.DataFrame:
+    """Stretches of at least `min_days` days whose centred `window_days`-day average of `column` is at least
+    `threshold` times the median day, busiest first.
+
+    Columns: start, end, days, peak (the highest ratio to the median day in the stretch, the
+    window's average), black_friday (whether the stretch holds that year's Black Friday). Empty when
+    no stretch is that busy, or the median day has none of `column`.
+    """
+    columns = ["start", "end", "days", "peak", "black_friday"]
+    values = daily[column].astype(float)
+    median = float(values.median()) if len(values) else 0.0
+    if median <= 0:
+        return pd.DataFrame(columns=columns)
+    ratio = values.rolling(window_days, center=True, min_periods=(window_days + 1) // 2).mean() / median
+    busy = (ratio >= threshold).to_numpy()
+    runs = np.cumsum(np.r_[True, busy[1:] != busy[:-1]])
+    rows = []
+    for run in np.unique(runs[busy]):
+        days = ratio.index[runs == run]
+        if len(days) >= min_days:
+            fridays = {black_friday(year) for year in {days[0].year, days[-1].year}}
+            holds = any(days[0] <= friday <= days[-1] for friday in fridays)
+            rows.append((days[0], days[-1], len(days), float(ratio[runs == run].max()), holds))
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("peak", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def label_windows(summary: pd.DataFrame, periods: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Per cutoff of `summary` (index: cutoff dates, with a label_rate column): the label rate and how many days
+    of its label window, [cutoff, cutoff + horizon_days), fall in one of the busy `periods`."""
+    rows = []
+    for cutoff, rate in summary["label_rate"].items():
+        window = pd.date_range(pd.Timestamp(cutoff), periods=horizon_days, freq="D")
+        busy = sum(((window >= period.start) & (window <= period.end)).sum() for period in periods.itertuples())
+        rows.append((cutoff, rate, int(busy)))
+    return pd.DataFrame(rows, columns=["cutoff", "label_rate", "busy_days"]).set_index("cutoff")
+
+
+def busy_windows_compared(windows: pd.DataFrame) -> dict[str, float] | None:
+    """Mean label rate of the windows with busy days and of those without, or None when the windows are not
+    split (all or none hold a busy day, or no label rate is known)."""
+    known = windows[windows["label_rate"].notna()]
+    busy = known["busy_days"] > 0
+    if busy.all() or not busy.any():
+        return None
+    return {"busy": float(known.loc[busy, "label_rate"].mean()), "quiet": float(known.loc[~busy, "label_rate"].mean())}
+
+
+def device_shift(by_month: pd.DataFrame, months: int = 3) -> pd.DataFrame:
+    """Per device (from `device_by_month`): its share of sessions in the first and in the last `months` months,
+    the change, and its conversion over the whole period; largest share first."""
+    calendar = sorted(by_month["month"].unique())
+    first, last = calendar[:months], calendar[-months:]
+    totals = by_month.groupby("device", observed=True)[["sessions", "purchases"]].sum()
+
+    def share(chosen: list) -> pd.Series:
+        part = by_month[by_month["month"].isin(chosen)]
+        return part.groupby("device", observed=True)["sessions"].sum() / part["sessions"].sum()
+
+    frame = pd.DataFrame({"first_share": share(first), "last_share": share(last)}).reindex(totals.index).fillna(0.0)
+    frame["change"] = frame["last_share"] - frame["first_share"]
+    frame["conversion"] = totals["purchases"] / totals["sessions"]
+    frame.attrs["first_months"] = (pd.Timestamp(first[0]), pd.Timestamp(first[-1]))
+    frame.attrs["last_months"] = (pd.Timestamp(last[0]), pd.Timestamp(last[-1]))
+    return frame.sort_values("last_share", ascending=False, kind="stable")
+
+
+def rising_device(shift: pd.DataFrame, min_change: float = 0.02) -> str | None:
+    """The device whose share of sessions grew most, if it grew by at least `min_change` (else None: the mix
+    held, or the period is too short to compare a first and a last stretch of months)."""
+    if shift.empty or shift.attrs.get("first_months") == shift.attrs.get("last_months"):
+        return None
+    device = str(shift["change"].idxmax())
+    return device if shift.loc[device, "change"] >= min_change else None
+
+
+__all__ = [
+    "black_friday", "busy_periods", "busy_windows_compared", "cart_abandonment", "daily_activity",
+    "device_by_month", "device_shift", "funnel", "label_windows", "missing_share", "rising_device",
+    "sessions_table", "table_overview", "weekday_profile",
+]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atelier.core.config import ParamsError
 from atelier.core.contract import KNOWN_DEVICES
 
 DAY = pd.Timedelta(days=1)
@@ -48,12 +49,32 @@ class FeatureSettings:
 
     @classmethod
     def from_params(cls, prep: dict[str, Any]) -> FeatureSettings:
-        """Settings from params.yaml's `prep` section."""
+        """Settings from params.yaml's `prep` section (only its feature keys are read)."""
+        missing = [key for key in ("session_windows_days", "half_life_days", "engagement_weights") if key not in prep]
+        if missing:
+            raise ParamsError(f"params.yaml prep: missing {missing}; restore them from the project's params.yaml")
+        windows, half_life, weights = prep["session_windows_days"], prep["half_life_days"], prep["engagement_weights"]
+        if not isinstance(windows, (list, tuple)) or not windows or not all(_whole_positive(w) for w in windows):
+            raise ParamsError(
+                f"params.yaml prep.session_windows_days must be a list of whole days >= 1, got {windows!r}")
+        if isinstance(half_life, bool) or not isinstance(half_life, (int, float)) or not half_life > 0:
+            raise ParamsError(f"params.yaml prep.half_life_days must be a number of days > 0, got {half_life!r}")
+        if not isinstance(weights, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()
+        ):
+            raise ParamsError(
+                "params.yaml prep.engagement_weights must map event types to numbers "
+                f"(e.g. {{product_view: 1.0, purchase: 10.0}}), got {weights!r}"
+            )
         return cls(
-            session_windows_days=tuple(int(w) for w in prep["session_windows_days"]),
-            half_life_days=float(prep["half_life_days"]),
-            engagement_weights={str(k): float(v) for k, v in prep["engagement_weights"].items()},
+            session_windows_days=tuple(int(w) for w in windows),
+            half_life_days=float(half_life),
+            engagement_weights={str(k): float(v) for k, v in weights.items()},
         )
+
+
+def _whole_positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,19 +82,37 @@ class FeatureSettings:
 # --------------------------------------------------------------------------------------------
 FEATURE_DOCS: dict[str, tuple[str, str, str]] = {
     # name: (group, meaning, why it matters for personalization)
-    "recency_days": ("orders", "days since the last visit or order", "recent customers are warm: the strongest single signal of buying soon"),
+    "recency_days": (
+        "orders",
+        "days since the last visit or order",
+        "recent customers are warm: the strongest single signal of buying soon",
+    ),
     "frequency": ("orders", "orders placed so far", "repeat buyers buy again; the F of RFM"),
     "monetary": ("orders", "total spent so far", "value at stake; the M of RFM"),
     "avg_order_value": ("orders", "spend per order (empty if no order)", "price level to recommend at"),
-    "days_since_last_purchase": ("orders", "days since the last order (empty if none)", "purchase cycle: replenishment and win-back timing"),
-    "tenure_days": ("orders", "days since signup (or first activity)", "new and established customers need different journeys"),
-    "discount_share": ("orders", "share of orders with a discount", "deal seekers respond to sales, not to full-price banners"),
+    "days_since_last_purchase": (
+        "orders", "days since the last order (empty if none)", "purchase cycle: replenishment and win-back timing",
+    ),
+    "tenure_days": (
+        "orders", "days since signup (or first activity)", "new and established customers need different journeys",
+    ),
+    "discount_share": (
+        "orders", "share of orders with a discount", "deal seekers respond to sales, not to full-price banners",
+    ),
     "sessions_total": ("events", "visits so far", "overall engagement"),
     "avg_session_duration": ("dwell", "seconds of page time per visit", "depth of interest per visit"),
     "views_per_session": ("events", "product views per visit", "browsing depth"),
     "cart_adds": ("events", "products added to the cart so far", "purchase intent"),
-    "cart_abandonment_rate": ("events", "share of visits with a cart add and no purchase (empty if none)", "hesitant buyers: reminder and reassurance targets"),
-    "engagement_score": ("events", "time-decayed weighted count of views, cart adds and purchases", "current interest, fading with a half-life"),
+    "cart_abandonment_rate": (
+        "events",
+        "share of visits with a cart add and no purchase (empty if none)",
+        "hesitant buyers: reminder and reassurance targets",
+    ),
+    "engagement_score": (
+        "events",
+        "time-decayed weighted count of views, cart adds and purchases",
+        "current interest, fading with a half-life",
+    ),
 }
 WINDOW_DOC = ("events", "visits in the last {w} days", "short-term activity; the shape of recent visits")
 DEVICE_DOC = ("device", "share of visits on {d}", "where to personalize: mobile layouts convert differently")
@@ -115,112 +154,6 @@ def before_cutoff(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict
     if customers is not None and "signup_at" in customers.columns:
         cut["customers"] = customers[~(customers["signup_at"] >= cutoff)]
     return cut
-
-
-def _new_ids(ids: pd.Series, count: int, prefix: str) -> np.ndarray:
-    """`count` ids not in `ids`: integers above the largest for integer ids, else "<prefix>-<k>" text."""
-    if pd.api.types.is_integer_dtype(ids.dtype):
-        start = int(ids.max()) + 1 if len(ids) else 1
-        return np.arange(start, start + count, dtype="int64")
-    return np.array([f"{prefix}-{k}" for k in range(count)], dtype=object)
-
-
-def _after(cutoff: pd.Timestamp, span: pd.Timedelta, count: int, rng: np.random.Generator) -> pd.Series:
-    """`count` random times in [cutoff, cutoff + span), the first exactly at the cutoff (the boundary)."""
-    offsets = pd.to_timedelta(rng.random(count) * span.total_seconds(), unit="s").round("s")
-    times = pd.Series(cutoff + offsets, dtype="datetime64[us]")
-    if count:
-        times.iloc[0] = cutoff
-    return times
-
-
-def scramble_after_cutoff(
-    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, seed: int
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """A copy of `tables` whose future is rewritten, and a summary of what changed (the leakage test's input).
-
-    Every order, event and signup at or after `cutoff` gets another time (still at or after the
-    cutoff; one exactly at it), another customer and other values (amounts, quantities, event
-    types, devices, dwell, products, demographics), and as many rows again are added after the
-    cutoff: copies of random rows, past ones included, with new ids. Rows before the cutoff, and
-    customers who signed up before it, are untouched, as are products (timeless). Features built at
-    `cutoff` must not change; labels, which look after the cutoff, may. Summary columns: table,
-    rows_before_cutoff (untouched), rows_changed, rows_added.
-    """
-    rng = np.random.default_rng(seed)
-    cutoff = pd.Timestamp(cutoff)
-    scrambled = dict(tables)
-    summary = []
-    customers = tables.get("customers")
-    known_ids = [t["customer_id"].dropna() for t in tables.values() if "customer_id" in t.columns]
-    pool = pd.unique(pd.concat(known_ids, ignore_index=True).to_numpy()) if known_ids else np.array([])
-
-    def rewrite(name: str, time_column: str, key: str, change) -> None:
-        frame = tables[name]
-        times = frame[time_column]
-        late = (times >= cutoff).to_numpy(dtype=bool, na_value=False)
-        # Rows added: copies of random rows of the whole table (the past included), dated after the cutoff.
-        n_added = max(int(late.sum()), 20) if len(frame) else 0
-        added = frame.iloc[rng.integers(0, len(frame), n_added)].copy() if n_added else frame.iloc[0:0].copy()
-        added[key] = _new_ids(frame[key], n_added, f"scrambled-{name}")
-        future = pd.concat([frame[late], added], ignore_index=True)
-        last = times.max()
-        span = max(last - cutoff, pd.Timedelta(days=30)) if pd.notna(last) else pd.Timedelta(days=30)
-        future[time_column] = _after(cutoff, span, len(future), rng).astype(times.dtype).to_numpy()
-        if "customer_id" in future.columns and name != "customers" and len(pool):
-            future["customer_id"] = rng.choice(pool, len(future))
-        change(future)
-        future = future.sort_values(time_column, kind="stable")
-        scrambled[name] = pd.concat([frame[~late], future], ignore_index=True).astype(frame.dtypes.to_dict())
-        summary.append((name, int((~late).sum()), int(late.sum()), n_added))
-
-    def other_values(source: pd.Series, count: int) -> np.ndarray:
-        """`count` values drawn from those `source` holds (all missing stays all missing)."""
-        values = pd.unique(source.dropna().to_numpy())
-        return rng.choice(values, count) if len(values) else np.full(count, None, dtype=object)
-
-    def change_orders(future: pd.DataFrame) -> None:
-        future["amount"] = (future["amount"] * rng.uniform(2, 20, len(future)) + 1).round(2)
-        if "discount" in future.columns:
-            future["discount"] = rng.uniform(0, 50, len(future)).round(2)
-        if "quantity" in future.columns:
-            future["quantity"] = rng.integers(1, 9, len(future))
-        if "product_id" in future.columns:
-            future["product_id"] = other_values(tables["orders"]["product_id"], len(future))
-
-    def change_events(future: pd.DataFrame) -> None:
-        for column in ("event_type", "device", "product_id"):
-            if column in future.columns:
-                future[column] = other_values(tables["events"][column], len(future))
-        if "dwell_seconds" in future.columns:
-            future["dwell_seconds"] = rng.uniform(0, 3600, len(future)).round(1)
-
-    def change_customers(future: pd.DataFrame) -> None:
-        for column in DEMOGRAPHICS:
-            if column in future.columns:
-                future[column] = other_values(tables["customers"][column], len(future))
-
-    rewrite("orders", "ordered_at", "order_id", change_orders)
-    if tables.get("events") is not None:
-        rewrite("events", "ts", "event_id", change_events)
-    if customers is not None and "signup_at" in customers.columns:
-        rewrite("customers", "signup_at", "customer_id", change_customers)
-    columns = ["table", "rows_before_cutoff", "rows_changed", "rows_added"]
-    return scrambled, pd.DataFrame(summary, columns=columns).set_index("table")
-
-
-def customers_with_different_features(features: pd.DataFrame, other: pd.DataFrame) -> pd.Index:
-    """Customers whose feature rows differ between two feature tables, or who are in only one of them."""
-    index = features.index.union(other.index)
-    same = index.isin(features.index) & index.isin(other.index)
-    left, right = features.reindex(index), other.reindex(index)
-    for column in features.columns.union(other.columns):
-        if column not in left.columns or column not in right.columns:
-            return index
-        a, b = left[column], right[column]
-        equal = (a == b).astype("boolean").fillna(False).to_numpy(dtype=bool) | (a.isna() & b.isna()).to_numpy(dtype=bool)
-        same &= equal
-    return index[~same]
 
 
 def purchase_label(orders: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> pd.Series:
@@ -342,7 +275,8 @@ def customer_state(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp, setting
         recent = sessions[sessions["start"] >= horizon].sort_values("start", kind="stable")
         state["session_starts"] = _grouped_arrays(recent["customer_id"].to_numpy(), microseconds(recent["start"]))
         # Sessions that may still be open at the cutoff, so a streaming driver can continue them.
-        open_sessions = sessions[sessions["start"] >= as_of - OPEN_SESSION_DAYS * DAY].sort_values(["start", "session_id"], kind="stable")
+        recent = sessions[sessions["start"] >= as_of - OPEN_SESSION_DAYS * DAY]
+        open_sessions = recent.sort_values(["start", "session_id"], kind="stable")
         owners = open_sessions["customer_id"].to_numpy()
         state["open_session_ids"] = _grouped_arrays(owners, open_sessions["session_id"].to_numpy())
         state["open_session_starts"] = _grouped_arrays(owners, microseconds(open_sessions["start"]))
@@ -398,7 +332,9 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.full(len(numerator), np.nan), where=denominator > 0)
 
 
-def finalize_arrays(state: dict[str, Any], as_of: int, settings: FeatureSettings, signup: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def finalize_arrays(
+    state: dict[str, Any], as_of: int, settings: FeatureSettings, signup: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The feature kernel: state arrays at `as_of` (microseconds) -> feature arrays, for 1 or many customers.
 
     `state` maps state columns to arrays of one length: counts and sums as floats (0 where none),
@@ -426,7 +362,8 @@ def finalize_arrays(state: dict[str, Any], as_of: int, settings: FeatureSettings
     if "sessions" in state:
         starts = state["session_starts"]
         lengths = np.fromiter((0 if times is None else len(times) for times in starts), dtype=np.int64, count=n)
-        flat = np.concatenate([times for times in starts if times is not None and len(times)] or [np.empty(0, np.int64)])
+        nonempty = [times for times in starts if times is not None and len(times)]
+        flat = np.concatenate(nonempty or [np.empty(0, np.int64)])
         owner = np.repeat(np.arange(n), lengths)
         for window in settings.session_windows_days:
             since = as_of - window * MICROSECONDS_PER_DAY
@@ -456,8 +393,9 @@ def state_arrays(state: pd.DataFrame) -> dict[str, Any]:
         if column in TIME_COLUMNS:
             arrays[column] = microseconds(state[column])
         elif column == "session_starts":
-            arrays[column] = np.array([times if isinstance(times, np.ndarray) else None for times in state[column]] + [None],
-                                      dtype=object)[:-1]  # the extra None keeps numpy from stacking equal-length arrays
+            listed = [times if isinstance(times, np.ndarray) else None for times in state[column]]
+            # The extra None keeps numpy from stacking equal-length arrays into one 2-D array.
+            arrays[column] = np.array(listed + [None], dtype=object)[:-1]
         elif column.startswith("open_session_"):
             continue  # bookkeeping for the streaming driver, not an input of any feature
         else:
@@ -466,7 +404,9 @@ def state_arrays(state: pd.DataFrame) -> dict[str, Any]:
     return arrays
 
 
-def finalize(state: pd.DataFrame, as_of: pd.Timestamp, settings: FeatureSettings, customers: pd.DataFrame | None = None) -> pd.DataFrame:
+def finalize(
+    state: pd.DataFrame, as_of: pd.Timestamp, settings: FeatureSettings, customers: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The feature table at `as_of` from per-customer state (one row per state row, same index).
 
     Counts are 0 for customers with no activity; rates and averages are empty (NaN) where they are
@@ -502,7 +442,9 @@ def build_features(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, settin
     return finalize(state, cutoff, settings, customers)
 
 
-def build_snapshot(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, horizon_days: int, settings: FeatureSettings) -> pd.DataFrame:
+def build_snapshot(
+    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, horizon_days: int, settings: FeatureSettings
+) -> pd.DataFrame:
     """Features at `cutoff` plus the label, one row per known customer, with a `cutoff` column."""
     features = build_features(tables, cutoff, settings)
     label = purchase_label(tables["orders"], cutoff, horizon_days).reindex(features.index, fill_value=0)

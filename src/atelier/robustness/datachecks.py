@@ -1,7 +1,7 @@
 """Where the pipeline catches bad data (`gather_reports`: validate, prep, model and replay), and demos
-that inject known bad data and count what the real code catches: `inject` + `run_demo` for
-validate's quarantine, `schema_demo` for problems that stop the stage, `stream_demo` for the
-replay's stream processor."""
+that inject known bad data and count what the real code catches: `run_demo` for validate's
+quarantine (the data phase's fault catalog, `atelier.data.faults`), `schema_demo` for problems that
+stop the stage, `stream_demo` for the replay's stream processor."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 from atelier.core import paths
 from atelier.core.config import get
 from atelier.core.contract import TABLES
-from atelier.data import validate
+from atelier.data import faults, validate
 from atelier.data.features import FeatureSettings, microseconds
 from atelier.replay.engine import (
     EngineSettings,
@@ -33,61 +33,21 @@ from atelier.replay.state import StreamingState
 REPORT_COLUMNS = ["stage", "table", "reason", "rows", "flagged", "source"]
 BOOKS = ("received", "applied", "duplicates", "late", "malformed")
 BOOK_TOTALS = ("received", "applied")  # counts of the stream, not problems: never flagged
-MANIFEST_COLUMNS = ["problem", "table", "column", "rows_injected", "expected_catcher", "expected_reason_substring", "positions"]
-#: Row-level problems per table: (problem, column, the check expected to catch it, a substring of its reason).
-PROBLEMS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
-    "orders": (
-        ("missing customer_id", "customer_id", "required value (not null)", "missing customer_id"),
-        ("negative amount", "amount", "amount >= 0", "amount is negative"),
-        ("duplicate order_id", "order_id", "unique order_id (first kept)", "duplicate order_id"),
-        ("timestamp in the future", "ordered_at", "ordered_at <= valid_until", "ordered_at is after"),
-        ("timestamp before valid_from", "ordered_at", "ordered_at >= valid_from", "ordered_at is before valid_from"),
-        ("unknown customer", "customer_id", "customer_id in customers", "unknown customer_id"),
-        ("unparseable amount", "amount", "amount parses as a number", "amount is not a number"),
-    ),
-    "events": (
-        ("missing event_id", "event_id", "required value (not null)", "missing event_id"),
-        ("duplicate event_id", "event_id", "unique event_id (first kept)", "duplicate event_id"),
-        ("missing event_type", "event_type", "required value (not null)", "missing event_type"),
-        ("negative dwell_seconds", "dwell_seconds", "dwell_seconds >= 0", "dwell_seconds is negative"),
-        ("unknown customer", "customer_id", "customer_id in customers", "unknown customer_id"),
-    ),
-}
-UNPARSEABLE_AMOUNTS = ("n/a", "12,50", "€49.90", "forty-nine")
-# A row's reasons are joined by "; "; split only where a reason starts (an unparseable value may hold "; ").
-_REASON_START = sorted({"missing", "duplicate", "unknown"} | {c.name for t in TABLES.values() for c in t.columns})
-_REASON_SPLIT = re.compile("; (?=(?:" + "|".join(_REASON_START) + ") )")
-_REASON_CLASSES = (  # reason text -> the class validate.json counts it under
-    (re.compile(r"^(\w+) is not (?:a number|a whole number|an ISO 8601 timestamp)\b.*", re.S), r"unparseable \1"),
-    (re.compile(r"^\w+ is before valid_from .*"), "timestamp before valid_from"),
-    (re.compile(r"^\w+ is after .*\(in the future\)$"), "timestamp in the future"),
-    (re.compile(r"^\w+ is after valid_until .*"), "timestamp after valid_until"),
-    (re.compile(r"^(duplicate \w+) \(first occurrence kept\)$"), r"\1"),
-    (re.compile(r"^(unknown \w+) \(not in \w+\)$"), r"\1"),
-)
-
-
-def reason_classes(reason: str) -> list[str]:
-    """The classes of one quarantine `reason`, as validate.json names them ("a; b" gives two)."""
-    classes = []
-    for text in _REASON_SPLIT.split(reason):
-        for pattern, replacement in _REASON_CLASSES:
-            if pattern.match(text):
-                text = pattern.sub(replacement, text)
-                break
-        if text not in classes:
-            classes.append(text)
-    return classes
-
-
-def _class_counts(reasons: pd.Series) -> pd.Series:
-    """Rows per reason class (a row with several classes counts once for each), largest first."""
-    classes = reasons.dropna().map(reason_classes).explode()
-    return classes.value_counts().sort_index().sort_values(ascending=False, kind="stable")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _reason_classes(path: Path) -> pd.Series:
+    """The `reason_classes` column of a quarantine file (each row's classes, as validate.json counts them)."""
+    try:
+        return pd.read_parquet(path, columns=["reason_classes"])["reason_classes"]
+    except (KeyError, ValueError):  # pyarrow: "No match for FieldRef.Name(reason_classes) ..."
+        raise validate.DataContractError(
+            f"{path}: no 'reason_classes' column; the quarantine was written by an older Atelier. "
+            "Rerun the validate stage (dvc repro validate)."
+        ) from None
 
 
 def _prep_checks(report: dict[str, Any]) -> list[tuple[str, str, int | None, bool]]:
@@ -111,10 +71,19 @@ def _prep_checks(report: dict[str, Any]) -> list[tuple[str, str, int | None, boo
     imputer = report.get("imputer") or {}
     if imputer.get("converged") is not None:
         converged, rounds = bool(imputer["converged"]), f"{imputer.get('rounds')} of {imputer.get('max_iter')} rounds"
-        rows.append(("imputer", f"iterative imputer {'converged' if converged else 'stopped at its cap'} ({rounds})", None, not converged))
+        rows.append(
+            (
+                "imputer",
+                f"iterative imputer {'converged' if converged else 'stopped at its cap'} ({rounds})",
+                None,
+                not converged,
+            )
+        )
     if "prepared_all_finite" in report:
         finite = bool(report["prepared_all_finite"])
-        rows.append(("prepared", "every prepared value finite" if finite else "non-finite prepared values", None, not finite))
+        rows.append(
+            ("prepared", "every prepared value finite" if finite else "non-finite prepared values", None, not finite)
+        )
     return rows
 
 
@@ -159,29 +128,40 @@ def gather_reports(root: Path) -> pd.DataFrame:
     for name in list(report.get("tables", {})) + [t for t in found if t not in report.get("tables", {})]:
         relative = paths.QUARANTINE_DIR / f"{name}.parquet"
         if name in found:
-            counts = _class_counts(pd.read_parquet(root / relative, columns=["reason"])["reason"])
+            counts = validate.class_counts(_reason_classes(root / relative))
             rows += [("validate", name, reason, int(n), int(n) > 0, str(relative)) for reason, n in counts.items()]
         else:
             missing.append(str(relative))
     if not report:
         missing[:0] = [source] + ([str(paths.QUARANTINE_DIR / "*.parquet")] if not found else [])
-    for stage, path, checks in (("prep", paths.PREP_METRICS, _prep_checks), ("model", paths.MODEL_METRICS, _model_checks)):
+    for stage, path, checks in (
+        ("prep", paths.PREP_METRICS, _prep_checks),
+        ("model", paths.MODEL_METRICS, _model_checks),
+    ):
         stage_rows = checks(_read_json(root / path))
         if stage_rows:
             rows += [(stage, table, reason, count, flagged, str(path)) for table, reason, count, flagged in stage_rows]
         else:
             missing.append(str(path))
     if (root / paths.DEAD_LETTERS_FILE).exists():
-        dead = pd.read_parquet(root / paths.DEAD_LETTERS_FILE)  # a replay without dead letters writes an empty file with `reason` only
+        dead = pd.read_parquet(
+            root / paths.DEAD_LETTERS_FILE
+        )  # a replay without dead letters writes an empty file with `reason` only
         dead = dead if {"record", "reason"} <= set(dead.columns) else pd.DataFrame({"record": [], "reason": []})
         counts = dead.groupby(["record", "reason"], observed=True).size().sort_values(ascending=False, kind="stable")
-        rows += [("replay", f"{record}s", reason, int(n), True, str(paths.DEAD_LETTERS_FILE)) for (record, reason), n in counts.items()]
+        rows += [
+            ("replay", f"{record}s", reason, int(n), True, str(paths.DEAD_LETTERS_FILE))
+            for (record, reason), n in counts.items()
+        ]
     else:
         missing.append(str(paths.DEAD_LETTERS_FILE))
     books, source = _read_json(root / paths.REPLAY_METRICS).get("books"), f"{paths.REPLAY_METRICS} (books)"
     if books:
-        rows += [("replay", "stream", key, int(books[key]), key not in BOOK_TOTALS and int(books[key]) > 0, source)
-                 for key in BOOKS if key in books]
+        rows += [
+            ("replay", "stream", key, int(books[key]), key not in BOOK_TOTALS and int(books[key]) > 0, source)
+            for key in BOOKS
+            if key in books
+        ]
     else:
         missing.append(source)
     frame = pd.DataFrame(rows, columns=REPORT_COLUMNS)
@@ -193,92 +173,6 @@ def gather_reports(root: Path) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # Injected bad rows, validated with the real code
-
-
-def _naive(value: Any) -> pd.Timestamp:
-    """A timestamp as naive UTC (as validate compares them)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
-
-
-def _check_count(per_problem: Any) -> None:
-    if isinstance(per_problem, bool) or not isinstance(per_problem, (int, np.integer)) or per_problem < 1:
-        raise ValueError(f"per_problem must be a positive integer, got {per_problem!r}")
-
-
-def _draw(rng: np.random.Generator, pool: np.ndarray, sizes: list[int], table: str) -> list[np.ndarray]:
-    """Disjoint random subsets of `pool` with the given sizes."""
-    if len(pool) < sum(sizes):
-        raise ValueError(f"{table}: {len(pool):,} rows are available but the demo needs {sum(sizes):,}; lower per_problem")
-    return np.split(rng.choice(pool, sum(sizes), replace=False), np.cumsum(sizes)[:-1])
-
-
-def _new_customer_ids(tables: dict[str, pd.DataFrame], count: int, offset: int) -> list[Any]:
-    """`count` customer ids found in no table (integers when the ids are integers)."""
-    columns = [t["customer_id"] for t in tables.values() if "customer_id" in t.columns and len(t)]
-    if all(pd.api.types.is_integer_dtype(c.dtype) for c in columns):
-        start = max(int(c.max()) for c in columns) + 1 + offset
-        return list(range(start, start + count))
-    return [f"unknown-customer-{offset + k}" for k in range(count)]
-
-
-def inject(
-    tables: dict[str, pd.DataFrame], seed: int, per_problem: int, *,
-    valid_from: pd.Timestamp = pd.Timestamp("2000-01-01"), valid_until: pd.Timestamp | None = None,
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """A corrupted copy of valid `tables` and its manifest (one row per problem in `PROBLEMS`).
-
-    Each problem hits `per_problem` rows of its own (seeded, disjoint); row order is kept, so a
-    manifest position is the row's position in its table (and CSV source_row - 1). Events problems
-    need events, unknown customers need customers, optional columns need the column. A duplicate
-    copies the id of an earlier, untouched row. Each unknown-customer event is in a session of its
-    own, which it drags into quarantine ("session_id shared by several customers").
-    """
-    if not isinstance(tables, dict) or not isinstance(tables.get("orders"), pd.DataFrame):
-        raise ValueError("tables must be a dict of DataFrames with at least 'orders' (as validate.read_tables returns)")
-    _check_count(per_problem)
-    rng = np.random.default_rng(seed)
-    now = _naive(pd.Timestamp.now(tz="UTC"))
-    future = (now if valid_until is None else max(now, _naive(valid_until))).ceil("D")
-    corrupted = {name: frame.reset_index(drop=True).copy() for name, frame in tables.items()}
-    manifest = []
-    for name in (t for t in PROBLEMS if t in corrupted):
-        frame, n = corrupted[name], per_problem
-        missing = [c for c in TABLES[name].required_columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{name}: required columns {missing} are missing; inject corrupts valid tables only")
-        problems = [p for p in PROBLEMS[name] if p[1] in frame.columns and (p[0] != "unknown customer" or "customers" in tables)]
-        pool, chosen = np.arange(len(frame)), {}
-        if name == "events" and any(p[0] == "unknown customer" for p in problems):
-            # One event per session, and no other problem in those sessions, so the cascade is its own.
-            first = frame["session_id"].iloc[rng.permutation(len(frame))].dropna().drop_duplicates().iloc[:n]
-            if len(first) < n:
-                raise ValueError(f"events: {len(first):,} sessions are too few for {n} unknown customers; lower per_problem")
-            chosen["unknown customer"] = first.index.to_numpy()
-            pool = np.flatnonzero(~frame["session_id"].isin(first).to_numpy())
-        drawn = [p[0] for p in problems if p[0] not in chosen]
-        *subsets, earlier = _draw(rng, pool, [n] * (len(drawn) + 1), name)  # earlier: the rows duplicates copy
-        chosen |= dict(zip(drawn, subsets))
-        for problem, column, catcher, substring in problems:
-            rows, values, as_object = chosen[problem], None, True
-            if problem.startswith("negative"):
-                values, as_object = -np.round(rng.uniform(0.01, 100.0, n), 2), False
-            elif problem.startswith("duplicate"):
-                first_rows, rows = np.sort(np.stack([rows, earlier]), axis=0)  # the later row copies the earlier id
-                values, as_object = frame[column].to_numpy()[first_rows], False
-            elif problem == "timestamp in the future":
-                values, as_object = future + pd.to_timedelta(rng.integers(1, 365 * 86_400, n), unit="s"), False
-            elif problem == "timestamp before valid_from":
-                values, as_object = _naive(valid_from) - pd.to_timedelta(rng.integers(86_400, 3650 * 86_400, n), unit="s"), False
-            elif problem == "unknown customer":
-                values = _new_customer_ids(tables, n, offset=n * len(manifest))
-            elif problem == "unparseable amount":
-                values = rng.choice(UNPARSEABLE_AMOUNTS, n)
-            if as_object:  # None in an integer column, text in a number column: object keeps the rest as they were
-                frame[column] = frame[column].astype(object)
-            frame.iloc[rows, frame.columns.get_loc(column)] = values
-            manifest.append((problem, name, column, n, f"validate: {catcher}", substring, tuple(sorted(rows.tolist()))))
-    return corrupted, pd.DataFrame(manifest, columns=MANIFEST_COLUMNS)
 
 
 def _bounds(params: dict[str, Any]) -> dict[str, Any]:
@@ -304,48 +198,33 @@ def validate_as_csv(tables: dict[str, pd.DataFrame], params: dict[str, Any], fol
     return validate.validate_tables(validate.read_tables(folder), sources=sources, **_bounds(params))
 
 
-def run_demo(tables: dict[str, pd.DataFrame], params: dict[str, Any], workdir: Path, seed: int, per_problem: int) -> pd.DataFrame:
-    """Inject every row-level problem, validate the CSV copy in `workdir`, and say per problem what was caught.
+def run_demo(
+    tables: dict[str, pd.DataFrame], params: dict[str, Any], workdir: Path, seed: int, per_problem: int
+) -> pd.DataFrame:
+    """Inject every row fault of `faults.FAULTS`, validate the CSV copy in `workdir`, say per fault what was caught.
 
-    Columns: table, problem, injected, caught (injected rows quarantined with the expected reason),
-    missed, caught_by, counted_as (every reason class the injected rows got), also_quarantined
-    (untouched rows quarantined because of them: the rest of a session that now has two
-    customers). The last row of each table is the control: `injected` counts its untouched rows and
-    `caught` those quarantined without an injected cause (false alarms; should be 0).
+    Columns (see `faults.scorecard`): table, problem, injected, caught (injected rows quarantined
+    with the expected reason class), missed, caught_by, counted_as (every reason class the injected
+    rows got), also_quarantined (untouched rows quarantined because of them: the rest of a session
+    that now has two customers). The last row of each table is the control: `injected` counts its
+    untouched rows and `caught` those quarantined without an injected cause (false alarms; should be 0).
     """
     bounds = _bounds(params)
-    corrupted, manifest = inject(tables, seed, per_problem, valid_from=bounds["valid_from"], valid_until=bounds["valid_until"])
+    corrupted, manifest = faults.inject(
+        tables, seed, per_problem, valid_from=bounds["valid_from"], valid_until=bounds["valid_until"]
+    )
     result = validate_as_csv(corrupted, params, Path(workdir) / "row_problems")
-    out = []
-    for name in (t for t in TABLES if t in corrupted):
-        frame, quarantine = corrupted[name], result.quarantine[name]
-        reasons = pd.Series(pd.NA, index=pd.RangeIndex(len(frame)), dtype="string")
-        reasons.iloc[quarantine["source_row"].to_numpy() - 1] = quarantine["reason"].to_numpy()
-        quarantined, explained = reasons.notna().to_numpy(), np.zeros(len(frame), dtype=bool)
-        problems = manifest[manifest["table"] == name]
-        for positions in problems["positions"]:
-            explained[list(positions)] = True
-        for problem in problems.itertuples(index=False):
-            found = reasons.iloc[list(problem.positions)]
-            caught = int(found.str.contains(problem.expected_reason_substring, regex=False).fillna(False).sum())
-            collateral = np.zeros(len(frame), dtype=bool)
-            if name == "events":  # validate quarantines every event of a session with two customers
-                sessions = frame["session_id"].iloc[list(problem.positions)].dropna()
-                collateral = quarantined & ~explained & frame["session_id"].isin(sessions).to_numpy()
-                explained |= collateral
-            out.append((name, problem.problem, problem.rows_injected, caught, problem.rows_injected - caught,
-                        problem.expected_catcher if caught else "", "; ".join(_class_counts(found).index), int(collateral.sum())))
-        false_alarms = quarantined & ~explained
-        out.append((name, "none (untouched rows)", len(frame) - int(problems["rows_injected"].sum()), int(false_alarms.sum()),
-                    pd.NA, "", "; ".join(_class_counts(reasons[false_alarms]).index), 0))
-    columns = ["table", "problem", "injected", "caught", "missed", "caught_by", "counted_as", "also_quarantined"]
-    return pd.DataFrame(out, columns=columns).astype({"missed": "Int64"})
+    return faults.scorecard(corrupted, manifest, result.quarantine)
 
 
 def schema_scenarios(tables: dict[str, pd.DataFrame]) -> Iterator[tuple[str, dict[str, pd.DataFrame], str]]:
     """Problems that must stop validation: (name, corrupted tables, a fragment the error message must hold)."""
     orders = tables["orders"]
-    yield "orders.amount missing", {**tables, "orders": orders.drop(columns="amount")}, "required column 'amount' is missing"
+    yield (
+        "orders.amount missing",
+        {**tables, "orders": orders.drop(columns="amount")},
+        "required column 'amount' is missing",
+    )
     as_text = orders.assign(amount="EUR " + orders["amount"].map("{:.2f}".format))
     yield "orders.amount is text", {**tables, "orders": as_text}, "column 'amount' looks like the wrong type"
 
@@ -372,7 +251,9 @@ def schema_demo(tables: dict[str, pd.DataFrame], params: dict[str, Any], workdir
 # Injected bad records in the stream
 
 
-def stream_demo(events: pd.DataFrame, seed: int, per_problem: int, settings: EngineSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+def stream_demo(
+    events: pd.DataFrame, seed: int, per_problem: int, settings: EngineSettings
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Inject duplicate, late and malformed events into `events` (put in time order), replay them through a
     `StreamProcessor` on an empty state, and return injected vs counted per problem, and the books.
 
@@ -384,21 +265,26 @@ def stream_demo(events: pd.DataFrame, seed: int, per_problem: int, settings: Eng
     required = ["event_id", "customer_id", "session_id", "ts", "event_type"]
     if not isinstance(events, pd.DataFrame) or any(c not in events.columns for c in required):
         raise ValueError(f"events must be a DataFrame with the contract columns {required}")
-    _check_count(per_problem)
+    faults.check_count(per_problem)
     if not isinstance(settings, EngineSettings):
         raise ValueError(f"settings must be an EngineSettings (params.yaml replay), got {type(settings).__name__}")
     batch_size = max(256, 4 * per_problem)  # > 3 x per_problem: moved and copied records cannot close the gap
     stream = to_records(events.sort_values("ts", kind="stable"), None).reset_index(drop=True)
     if len(stream) < 3 * batch_size:
-        raise ValueError(f"events: {len(stream):,} events are too few for the stream demo; give at least {3 * batch_size:,}")
-    stream["customer_id"] = stream["customer_id"].astype("Int64" if pd.api.types.is_integer_dtype(stream["customer_id"]) else object)
+        raise ValueError(
+            f"events: {len(stream):,} events are too few for the stream demo; give at least {3 * batch_size:,}"
+        )
+    stream["customer_id"] = stream["customer_id"].astype(
+        "Int64" if pd.api.types.is_integer_dtype(stream["customer_id"]) else object
+    )
     stream["event_type"] = stream["event_type"].astype(object)
     ts = microseconds(stream["ts"])
     lateness = int((settings.watermark_delay_seconds + settings.allowed_lateness_seconds) * 1_000_000) + 1
     rng = np.random.default_rng(seed)
-    late = _draw(rng, np.flatnonzero(ts + lateness < ts[-2 * batch_size]), [per_problem], "events (late)")[0]
+    in_time = np.flatnonzero(ts + lateness < ts[-2 * batch_size])
+    late = faults.draw_disjoint(rng, in_time, [per_problem], "events (late)")[0]
     rest = np.setdiff1d(np.arange(len(stream)), late)
-    duplicate, no_customer, no_type, unknown_type = _draw(rng, rest, [per_problem] * 4, "events")
+    duplicate, no_customer, no_type, unknown_type = faults.draw_disjoint(rng, rest, [per_problem] * 4, "events")
     stream.loc[no_customer, "customer_id"] = None
     stream.loc[no_type, "event_type"] = None
     stream.loc[unknown_type, "event_type"] = "wishlist"
@@ -406,7 +292,9 @@ def stream_demo(events: pd.DataFrame, seed: int, per_problem: int, settings: Eng
     arrival = np.arange(len(stream), dtype=float)
     arrival[late] = np.searchsorted(ts, ts[late] + lateness) + 2 * batch_size + 0.5
     copies = stream.iloc[duplicate].assign(arrival=duplicate + 0.25)
-    stream = pd.concat([stream.assign(arrival=arrival), copies], ignore_index=True).sort_values("arrival", kind="stable")
+    stream = pd.concat([stream.assign(arrival=arrival), copies], ignore_index=True).sort_values(
+        "arrival", kind="stable"
+    )
     sink = MemorySink()
     engine = MicroBatchEngine(StreamProcessor(StreamingState(FeatureSettings()), settings))
     books = summary(engine.run(FrameSource(stream.drop(columns="arrival"), batch_size), sink))
@@ -416,14 +304,52 @@ def stream_demo(events: pd.DataFrame, seed: int, per_problem: int, settings: Eng
     def dead_as(rows: np.ndarray, prefix: str) -> int:
         return int(reason.reindex(ids[rows]).fillna("").astype(str).str.startswith(prefix).sum())
 
-    table = pd.DataFrame([
-        ("duplicate event_id", "duplicate (dropped)", books["duplicates"], books["duplicates"]),
-        ("later than the allowed lateness", "late (dead letter)", dead_as(late, "late"), books["late"]),
-        ("missing customer_id", "malformed (dead letter)", dead_as(no_customer, "missing customer_id"), books["malformed"]),
-        ("missing event_type", "malformed (dead letter)", dead_as(no_type, "missing event_type"), books["malformed"]),
-        ("unknown event_type 'wishlist' (kept by the contract)", "applied",
-         per_problem - int(pd.Index(ids[unknown_type]).isin(reason.index).sum()), books["applied"]),
-    ], columns=["problem", "expected", "counted", "books"])
+    table = pd.DataFrame(
+        [
+            ("duplicate event_id", "duplicate (dropped)", books["duplicates"], books["duplicates"]),
+            ("later than the allowed lateness", "late (dead letter)", dead_as(late, "late"), books["late"]),
+            (
+                "missing customer_id",
+                "malformed (dead letter)",
+                dead_as(no_customer, "missing customer_id"),
+                books["malformed"],
+            ),
+            (
+                "missing event_type",
+                "malformed (dead letter)",
+                dead_as(no_type, "missing event_type"),
+                books["malformed"],
+            ),
+            (
+                "unknown event_type 'wishlist' (kept by the contract)",
+                "applied",
+                per_problem - int(pd.Index(ids[unknown_type]).isin(reason.index).sum()),
+                books["applied"],
+            ),
+        ],
+        columns=["problem", "expected", "counted", "books"],
+    )
     table.insert(1, "injected", per_problem)
     table.insert(4, "missed", table["injected"] - table["counted"])
     return table, books
+
+
+# --------------------------------------------------------------------------------------------
+# What the pipeline's own checks found, per stage
+
+
+def flags_by_stage(caught: pd.DataFrame) -> dict[str, tuple[int, list[str]]]:
+    """Per stage of `gather_reports` (in its order): (checks, flags), flags as "table: reason (n rows)"
+    (the row count left out for a yes/no check); an empty list when the stage flagged nothing."""
+    result = {}
+    for stage, rows in caught.groupby("stage", sort=False):
+        found = rows[rows["flagged"].to_numpy(dtype=bool)]
+        result[str(stage)] = (
+            int(len(rows)),
+            [
+                f"{table}: {reason}"
+                + ("" if pd.isna(count) else f" ({int(count):,} row{'' if int(count) == 1 else 's'})")
+                for table, reason, count in zip(found["table"], found["reason"], found["rows"])
+            ],
+        )
+    return result

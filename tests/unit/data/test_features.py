@@ -1,4 +1,4 @@
-"""Tests for atelier.features: hand-computed feature values, the leakage rule, the label, and the
+"""Tests for atelier.data.features: hand-computed feature values, the leakage rule, the label, and the
 batch/streaming contract (`customer_state` + `finalize`)."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from atelier.core.config import ParamsError
 from atelier.data import features as F
+from atelier.data import leakage
 from atelier.data.features import (
     FeatureSettings,
     before_cutoff,
@@ -276,6 +278,23 @@ def test_feature_settings_from_params():
     assert settings == FeatureSettings((3, 60), 7.0, {"product_view": 2.0})
 
 
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"session_windows_days": []}, "prep.session_windows_days must be a list of whole days"),
+    ({"session_windows_days": [7, 0]}, "prep.session_windows_days must be a list of whole days"),
+    ({"half_life_days": 0}, "prep.half_life_days must be a number of days > 0"),
+    ({"half_life_days": "14"}, "prep.half_life_days"),
+    ({"engagement_weights": {"purchase": "ten"}}, "prep.engagement_weights must map event types to numbers"),
+    ({"engagement_weights": [1.0]}, "prep.engagement_weights"),
+])
+def test_feature_settings_name_the_bad_key(change, fragment):
+    section = {"session_windows_days": [7], "half_life_days": 14, "engagement_weights": {"purchase": 10}} | change
+    with pytest.raises(ParamsError, match="params.yaml prep") as caught:
+        FeatureSettings.from_params(section)
+    assert fragment in str(caught.value)
+    with pytest.raises(ParamsError, match=r"missing \['half_life_days'\]"):
+        FeatureSettings.from_params({"session_windows_days": [7], "engagement_weights": {}})
+
+
 def test_views_of_products_missing_from_the_catalog_are_not_in_affinities():
     rows = [
         (1, 1, 1, "2025-02-20", "product_view", 1, "mobile", 1.0),
@@ -379,54 +398,10 @@ def test_features_on_simulated_data_ignore_the_future(tiny_tables):
                                   check_exact=True)
 
 
-def test_scramble_after_cutoff_rewrites_only_the_future(tiny_tables):
-    cutoff = pd.Timestamp("2025-04-01")
-    scrambled, summary = F.scramble_after_cutoff(tiny_tables, cutoff, seed=3)
-    assert list(summary.index) == ["orders", "events", "customers"]
-    for name, time_column, key in (("orders", "ordered_at", "order_id"), ("events", "ts", "event_id"),
-                                   ("customers", "signup_at", "customer_id")):
-        original, new = tiny_tables[name], scrambled[name]
-        late = (original[time_column] >= cutoff).to_numpy(dtype=bool, na_value=False)
-        entry = summary.loc[name]
-        assert entry["rows_before_cutoff"] == (~late).sum() and entry["rows_changed"] == late.sum() > 0
-        assert entry["rows_added"] >= 20 and len(new) == len(original) + entry["rows_added"]
-        assert (new.dtypes == original.dtypes).all() and new[key].is_unique
-        # the past is untouched, row for row; everything else is at or after the cutoff, one row exactly at it
-        past = original[~late].reset_index(drop=True)
-        pd.testing.assert_frame_equal(new.iloc[: len(past)].reset_index(drop=True), past, check_exact=True)
-        future = new.iloc[len(past):]
-        assert (future[time_column] >= cutoff).all() and (future[time_column] == cutoff).any()
-    # values really changed: every later order costs more than it did, and now and then belongs to someone else
-    before = tiny_tables["orders"].set_index("order_id")
-    after = scrambled["orders"].set_index("order_id").loc[before.index[before["ordered_at"] >= cutoff]]
-    assert (after["amount"] > before.loc[after.index, "amount"]).all()
-    assert (after["customer_id"] != before.loc[after.index, "customer_id"]).mean() > 0.5
-    assert scrambled["products"] is tiny_tables["products"]
-    again, _ = F.scramble_after_cutoff(tiny_tables, cutoff, seed=3)
-    other, _ = F.scramble_after_cutoff(tiny_tables, cutoff, seed=4)
-    pd.testing.assert_frame_equal(again["events"], scrambled["events"])
-    assert not other["orders"]["amount"].equals(scrambled["orders"]["amount"])
-
-
-def test_features_ignore_a_rewritten_future_and_the_check_can_fail(tiny_tables):
-    cutoff = pd.Timestamp("2025-04-01")
-    base = build_features(tiny_tables, cutoff, SETTINGS)
-    scrambled, _ = F.scramble_after_cutoff(tiny_tables, cutoff, seed=3)
-    pd.testing.assert_frame_equal(build_features(scrambled, cutoff, SETTINGS), base, check_exact=True)
-    assert len(F.customers_with_different_features(base, build_features(scrambled, cutoff, SETTINGS))) == 0
-    # the label looks after the cutoff, so it moves
-    labels = [purchase_label(t["orders"], cutoff, 30).reindex(base.index, fill_value=0) for t in (tiny_tables, scrambled)]
-    assert (labels[0] != labels[1]).sum() > 0
-    # control: the same rewrite starting one day before the cutoff does reach the features
-    leaky, _ = F.scramble_after_cutoff(tiny_tables, cutoff - pd.Timedelta(days=1), seed=3)
-    moved = F.customers_with_different_features(base, build_features(leaky, cutoff, SETTINGS))
-    assert len(moved) > 10
-
-
 def test_scramble_after_cutoff_with_text_ids_and_no_future_still_adds_rows():
     tables = _tables()
     tables["orders"] = tables["orders"].astype({"order_id": "string"})
-    scrambled, summary = F.scramble_after_cutoff(tables, CUTOFF, seed=0)
+    scrambled, summary = leakage.scramble_after_cutoff(tables, CUTOFF, seed=0)
     assert summary.loc["orders", "rows_changed"] == 0 and summary.loc["orders", "rows_added"] == 20
     added = scrambled["orders"]["order_id"].iloc[4:]
     assert added.str.startswith("scrambled-orders-").all() and scrambled["orders"]["order_id"].is_unique
@@ -434,18 +409,6 @@ def test_scramble_after_cutoff_with_text_ids_and_no_future_still_adds_rows():
     assert scrambled["events"]["event_type"].dtype == "category"
     pd.testing.assert_frame_equal(build_features(scrambled, CUTOFF, SETTINGS), build_features(tables, CUTOFF, SETTINGS),
                                   check_exact=True)
-
-
-def test_customers_with_different_features():
-    base = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": pd.array(["x", None, "z"], dtype="string")},
-                        index=pd.Index([1, 2, 3], name="customer_id"))
-    assert F.customers_with_different_features(base, base.copy()).empty  # missing equals missing
-    other = base.copy()
-    other.loc[3, "a"] = 3.5
-    other.loc[2, "b"] = "y"
-    other.loc[4] = [1.0, "x"]
-    assert F.customers_with_different_features(base, other).tolist() == [2, 3, 4]
-    assert F.customers_with_different_features(base, base.drop(columns="b")).tolist() == [1, 2, 3]
 
 
 def test_purchase_label_window_is_cutoff_inclusive_and_end_exclusive():

@@ -1,9 +1,9 @@
-"""Tests for atelier.simulate: determinism, chunking, realism targets, the ground truth, event and order
-semantics, the calendar, device drift, the response model, persona behaviour, config errors, and the
-`data.source: files` path.
+"""Tests for atelier.data.simulate: determinism, chunking, realism targets, the ground truth, event and order
+semantics, the calendar, device drift, the response model, persona behaviour and config errors (the stage's
+own behaviour, e.g. `data.source: files`, is in test_data_stage.py).
 
 Statistical checks derive their expectation from the model (params.yaml and the documented targets in
-`atelier.simulate.realism`) and allow a few standard errors; every random draw is seeded, so each test
+`atelier.data.simulate.realism`) and allow a few standard errors; every random draw is seeded, so each test
 is deterministic. One moderate simulation (default params, 5,000 customers, one chunk) is built once
 per module and shared.
 """
@@ -23,7 +23,6 @@ import pytest
 from conftest import REPO, tiny_params
 
 from atelier.core.config import ParamsError, load_params
-from atelier.data import simulate as sim
 from atelier.data.simulate import (
     check_timeline,
     config_from_params,
@@ -36,6 +35,7 @@ from atelier.data.simulate import (
 from atelier.data.simulate.calendar import black_friday, build_calendar, event_days, mobile_probability
 from atelier.data.simulate.config import DAYS_PER_MONTH, DEVICES, SeasonalEvent
 from atelier.data.simulate.world import STREAM_CUSTOMERS, build_world, draw_population, stream
+from atelier.data.stage import run_simulate, simulate_shop
 
 MODERATE_CUSTOMERS = 5000
 DATA_FILES = {"customers.parquet", "products.parquet", "events.parquet", "orders.parquet"}
@@ -137,9 +137,10 @@ def moderate(tmp_path_factory) -> SimpleNamespace:
     horizon = int(params["timeline"]["horizon_days"])
     root = tmp_path_factory.mktemp("moderate")
     data_dir, truth_dir = root / "simulated", root / "truth"
-    metrics = sim.simulate(config, int(params["seed"]), cutoffs, horizon, data_dir, truth_dir, progress=False)
+    metrics = simulate_shop(config, int(params["seed"]), cutoffs, horizon, data_dir, truth_dir, progress=False)
     shop = _load(data_dir, truth_dir)
-    shop.config, shop.seed, shop.cutoffs, shop.horizon, shop.metrics = config, int(params["seed"]), cutoffs, horizon, metrics
+    shop.config, shop.seed, shop.cutoffs, shop.horizon = config, int(params["seed"]), cutoffs, horizon
+    shop.metrics = metrics
     shop.world = build_world(config, shop.seed)
     shop.population = population_from_truth(config, shop.truth, shop.customers)
     shop.sessions = _session_summary(shop.events)
@@ -160,8 +161,8 @@ def tiny_world():
 
 def test_same_params_and_seed_give_identical_bytes_and_another_seed_different_events(tmp_path):
     params = tiny_params()
-    first = sim.run(params, tmp_path / "a")
-    second = sim.run(params, tmp_path / "b")
+    first = run_simulate(params, tmp_path / "a")
+    second = run_simulate(params, tmp_path / "b")
     hashes_a, hashes_b = _hashes(tmp_path / "a"), _hashes(tmp_path / "b")
     assert {Path(p).name for p in hashes_a if "simulated" in p} == DATA_FILES
     assert {Path(p).name for p in hashes_a if "truth" in p} == TRUTH_FILES
@@ -171,7 +172,7 @@ def test_same_params_and_seed_give_identical_bytes_and_another_seed_different_ev
 
     other = copy.deepcopy(params)
     other["seed"] = params["seed"] + 1
-    sim.run(other, tmp_path / "c")
+    run_simulate(other, tmp_path / "c")
     hashes_c = _hashes(tmp_path / "c")
     events = "data/simulated/events.parquet"
     assert hashes_c[events] != hashes_a[events]
@@ -191,8 +192,8 @@ def test_chunked_run_has_unique_contiguous_ids_and_consistent_references(tmp_pat
     chunked, single = tiny_params(), tiny_params()
     chunked["simulate"].update(n_customers=n, chunk_customers=200)  # three chunks
     single["simulate"].update(n_customers=n, chunk_customers=n)
-    metrics = sim.run(chunked, tmp_path / "chunked")
-    metrics_single = sim.run(single, tmp_path / "single")
+    metrics = run_simulate(chunked, tmp_path / "chunked")
+    metrics_single = run_simulate(single, tmp_path / "single")
     shop = _load(tmp_path / "chunked/data/simulated", tmp_path / "chunked/data/truth")
     events, orders = shop.events, shop.orders
 
@@ -244,7 +245,9 @@ def test_the_committed_default_run_meets_the_realism_targets():
     """metrics/simulate.json is the pipeline's own run at the full default size (20,000 customers):
     the targets hold there too, not only on the 5,000-customer run below."""
     metrics = json.loads((REPO / "metrics" / "simulate.json").read_text(encoding="utf-8"))
-    assert metrics["customers"] == _params()["simulate"]["n_customers"], "metrics/simulate.json is stale: run `dvc repro`"
+    assert metrics["customers"] == _params()["simulate"]["n_customers"], (
+        "metrics/simulate.json is stale: run `dvc repro`"
+    )
     realism = metrics["realism"]
     assert 0.015 <= realism["session_conversion"] <= 0.04
     assert 0.60 <= realism["cart_abandonment"] <= 0.80
@@ -273,7 +276,9 @@ def test_realism_targets_at_default_params(moderate):
     assert top_decile_share >= 0.35
     assert spend.mean() / np.median(spend) > 1.5
 
-    by_device = sessions.groupby("device").agg(sessions=("views", "size"), purchased=("purchases", lambda s: (s > 0).sum()))
+    by_device = sessions.groupby("device").agg(
+        sessions=("views", "size"), purchased=("purchases", lambda s: (s > 0).sum())
+    )
     assert by_device.loc["mobile", "sessions"] > by_device.loc["desktop", "sessions"]
     mobile_conv = by_device.loc["mobile", "purchased"] / by_device.loc["mobile", "sessions"]
     desktop_conv = by_device.loc["desktop", "purchased"] / by_device.loc["desktop", "sessions"]
@@ -369,7 +374,10 @@ def test_order_probability_matches_monte_carlo_resimulation_of_the_label_window(
     p = order_probability(world, population, first_day, moderate.horizon)
     persona, signup, churn = population.persona, population.signup_day, population.churn_day
     whole = (signup < first_day) & (churn > last_day)
-    picks = [int(np.flatnonzero(whole & (persona == k))[np.argmax(p[whole & (persona == k)])]) for k in range(len(config.personas))]
+    picks = [
+        int(np.flatnonzero(whole & (persona == k))[np.argmax(p[whole & (persona == k)])])
+        for k in range(len(config.personas))
+    ]
     churns_inside = (signup < first_day) & (churn > first_day) & (churn <= last_day)
     joins_inside = (signup > first_day) & (signup <= last_day)
     for condition in (churns_inside, joins_inside):
@@ -448,13 +456,19 @@ def test_cart_adds_follow_a_view_of_the_same_product_and_purchases_buy_the_cart(
     assert (sessions.loc[sessions["purchases"] > 0, "carts"] > 0).all()
     buying = sessions.index[sessions["purchases"] > 0]
     in_buying = np.isin(session, buying)
-    carted = pd.DataFrame({"s": session[in_buying & (kind == "add_to_cart")], "p": product[in_buying & (kind == "add_to_cart")]})
+    carted = pd.DataFrame(
+        {"s": session[in_buying & (kind == "add_to_cart")], "p": product[in_buying & (kind == "add_to_cart")]}
+    )
     bought = pd.DataFrame({"s": session[kind == "purchase"], "p": product[kind == "purchase"]})
     carted = carted.sort_values(["s", "p"]).to_numpy()
     bought = bought.sort_values(["s", "p"]).to_numpy()
     assert np.array_equal(carted, bought)
     # a purchase ends its session: all its purchase events share one timestamp, after everything else
-    purchase = pd.DataFrame({"s": session[kind == "purchase"], "ts": ts[kind == "purchase"]}).groupby("s")["ts"].agg(["min", "max"])
+    purchase = (
+        pd.DataFrame({"s": session[kind == "purchase"], "ts": ts[kind == "purchase"]})
+        .groupby("s")["ts"]
+        .agg(["min", "max"])
+    )
     assert (purchase["min"] == purchase["max"]).all()
     other = pd.DataFrame({"s": session[kind != "purchase"], "ts": ts[kind != "purchase"]}).groupby("s")["ts"].max()
     assert (purchase["min"] > other.loc[purchase.index]).all()
@@ -562,7 +576,9 @@ def test_event_days_respect_offset_and_length_in_every_year():
     # an event running over New Year and clipped to the period at both ends
     winter = SeasonalEvent("winter", "12-26", 0, 14, 1.35, 0.25)
     got = event_days(winter, pd.Timestamp("2025-01-01"), end)
-    assert list(got) == list(pd.date_range("2025-01-01", "2025-01-08")) + list(pd.date_range("2025-12-26", "2025-12-31"))
+    assert list(got) == list(pd.date_range("2025-01-01", "2025-01-08")) + list(
+        pd.date_range("2025-12-26", "2025-12-31")
+    )
 
 
 def test_event_days_include_days_of_an_event_anchored_in_the_following_year():
@@ -590,7 +606,9 @@ def test_calendar_combines_weekly_cycle_and_overlapping_events():
     assert set(calendar.loc[overlap, "event"].split("+")) == {"black_friday", "christmas"}
     summer_day = pd.Timestamp("2025-06-25")
     assert calendar.loc[summer_day, "sale_discount"] == events["summer_sale"].discount
-    assert calendar.loc[summer_day, "traffic"] == pytest.approx(weekly[summer_day.day_of_week] * events["summer_sale"].traffic)
+    assert calendar.loc[summer_day, "traffic"] == pytest.approx(
+        weekly[summer_day.day_of_week] * events["summer_sale"].traffic
+    )
 
 
 # --------------------------------------------------------------------------------------------- 7. drift
@@ -655,7 +673,20 @@ def test_purchase_multiplier_is_one_at_baseline_and_rises_with_relevance():
     assert np.all(np.diff(purchase_multiplier(relevance, 0.4, -2.0)) < 0)
     assert np.allclose(purchase_multiplier(relevance, 0.4, 0.0), 1.0)
     # symmetric in log space: as much up for +d as down for -d
-    assert np.allclose(purchase_multiplier(0.4 + relevance / 2, 0.4, 3.0) * purchase_multiplier(0.4 - relevance / 2, 0.4, 3.0), 1.0)
+    assert np.allclose(
+        purchase_multiplier(0.4 + relevance / 2, 0.4, 3.0) * purchase_multiplier(0.4 - relevance / 2, 0.4, 3.0), 1.0
+    )
+
+
+def _views(outcome) -> pd.DataFrame:
+    """The events of an outcome that are not purchases: what a buy multiplier must leave alone."""
+    return outcome.events.loc[outcome.events["event_type"] != "purchase", ["session_id", "product_id", "event_type"]]
+
+
+def _product_views(outcome) -> np.ndarray:
+    """(session, product) of every product view, sorted: what a cart multiplier must leave alone."""
+    views = outcome.events.loc[outcome.events["event_type"] == "product_view", ["session_id", "product_id"]]
+    return views.sort_values(["session_id", "product_id"]).to_numpy()
 
 
 def _outcomes(world, population, sessions, seed, **kwargs):
@@ -672,8 +703,7 @@ def test_buy_multiplier_uses_common_random_numbers(tiny_world):
     for other in (more, less):
         assert np.array_equal(base.sessions["views"], other.sessions["views"])
         assert np.array_equal(base.sessions["cart_adds"], other.sessions["cart_adds"])
-        views = lambda o: o.events.loc[o.events["event_type"] != "purchase", ["session_id", "product_id", "event_type"]]
-        assert views(base).reset_index(drop=True).equals(views(other).reset_index(drop=True))
+        assert _views(base).reset_index(drop=True).equals(_views(other).reset_index(drop=True))
     bought, bought_more, bought_less = (o.sessions["purchased"].to_numpy() for o in (base, more, less))
     assert np.all(bought_more >= bought) and bought_more.sum() > bought.sum()
     assert np.all(bought_less <= bought) and bought_less.sum() < bought.sum()
@@ -703,8 +733,16 @@ def test_buy_multiplier_shifts_purchases_by_the_expected_amount_on_average(tiny_
         for multiplier, bucket in ((1.5, gains), (0.6, losses)):
             other = _outcomes(world, population, sessions, seed, buy_multiplier=np.full(n, multiplier))
             expected = (np.minimum(1, chance * multiplier) - chance)[has_cart].sum()
-            bucket.append((other.sessions["purchased"].sum() - base.sessions["purchased"].sum(), expected,
-                           (np.abs(np.minimum(1, chance * multiplier) - chance) * (1 - np.abs(np.minimum(1, chance * multiplier) - chance)))[has_cart].sum()))
+            bucket.append(
+                (
+                    other.sessions["purchased"].sum() - base.sessions["purchased"].sum(),
+                    expected,
+                    (
+                        np.abs(np.minimum(1, chance * multiplier) - chance)
+                        * (1 - np.abs(np.minimum(1, chance * multiplier) - chance))
+                    )[has_cart].sum(),
+                )
+            )
     for bucket, sign in ((gains, 1), (losses, -1)):
         diff, expected, var = (np.sum([b[i] for b in bucket]) for i in range(3))
         assert sign * diff > 0 and sign * expected > 0
@@ -717,9 +755,7 @@ def test_cart_multiplier_keeps_the_views_and_adds_to_the_cart(tiny_world):
     base = _outcomes(world, population, sessions, 9)
     more = _outcomes(world, population, sessions, 9, cart_multiplier=np.full(len(sessions), 2.0))
     assert np.array_equal(base.sessions["views"], more.sessions["views"])
-    viewed = lambda o: o.events.loc[o.events["event_type"] == "product_view", ["session_id", "product_id"]].sort_values(
-        ["session_id", "product_id"]).to_numpy()
-    assert np.array_equal(viewed(base), viewed(more))
+    assert np.array_equal(_product_views(base), _product_views(more))
     assert np.all(more.sessions["cart_adds"].to_numpy() >= base.sessions["cart_adds"].to_numpy())
     assert more.sessions["cart_adds"].sum() > base.sessions["cart_adds"].sum()
 
@@ -750,8 +786,13 @@ def test_personas_behave_as_parametrised(moderate):
 def _units_per_item(orders: pd.DataFrame, events: pd.DataFrame, persona: pd.Series) -> pd.DataFrame:
     """Per persona: orders, items bought (purchase events), units (quantity) and units per item."""
     items = events[events["event_type"] == "purchase"].groupby("session_id").size()
-    frame = pd.DataFrame({"persona": orders["customer_id"].map(persona).to_numpy(),
-                          "items": orders["session_id"].map(items).to_numpy(), "units": orders["quantity"].to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "persona": orders["customer_id"].map(persona).to_numpy(),
+            "items": orders["session_id"].map(items).to_numpy(),
+            "units": orders["quantity"].to_numpy(),
+        }
+    )
     per_persona = frame.groupby("persona").agg(orders=("units", "size"), items=("items", "sum"), units=("units", "sum"))
     per_persona["units_per_item"] = per_persona["units"] / per_persona["items"]
     return per_persona
@@ -764,8 +805,9 @@ def test_basket_size_follows_each_personas_configured_extra_units(moderate):
         row = per_persona.loc[p.name]
         se = np.sqrt(max(p.basket_extra_units, 1e-3) / row["items"])
         assert abs(row["units_per_item"] - (1 + p.basket_extra_units)) <= 4 * se, p.name
-    quantity = moderate.orders.groupby(moderate.orders["customer_id"].map(moderate.truth.set_index("customer_id")["persona"]))[
-        "quantity"].mean()
+    quantity = moderate.orders.groupby(
+        moderate.orders["customer_id"].map(moderate.truth.set_index("customer_id")["persona"])
+    )["quantity"].mean()
     assert quantity["loyal_high_value"] > quantity["lapsing"] > quantity["window_browser"]
 
 
@@ -776,7 +818,9 @@ def test_basket_size_orders_personas_as_configured(moderate):
     personas = tuple(dataclasses.replace(p, basket_extra_units=extra[p.name]) for p in world.config.personas)
     world = dataclasses.replace(world, config=dataclasses.replace(world.config, personas=personas))
     sessions = session_arrivals(world, population, 0, world.config.n_days - 1, np.random.default_rng(11))
-    outcome = _outcomes(world, population, sessions, 12, buy_multiplier=np.full(len(sessions), 1e9))  # every cart is bought
+    outcome = _outcomes(
+        world, population, sessions, 12, buy_multiplier=np.full(len(sessions), 1e9)
+    )  # every cart is bought
     names = np.array(world.config.persona_names)
     persona = pd.Series(names[population.persona], index=population.customer_id)
     per_persona = _units_per_item(outcome.orders, outcome.events, persona)
@@ -824,17 +868,6 @@ def test_missing_key_is_reported():
         config_from_params(section)
 
 
-def test_cutoff_whose_label_window_leaves_the_period_is_rejected_before_touching_outputs(tmp_path):
-    params = tiny_params()  # simulates 2025-01-01 .. 2025-06-30
-    params["timeline"]["cutoffs"] = ["2025-04-01", "2025-06-15"]
-    sentinel = tmp_path / "data" / "simulated" / "keep.txt"
-    sentinel.parent.mkdir(parents=True)
-    sentinel.write_text("previous output")
-    with pytest.raises(ParamsError, match=r"timeline\.cutoffs: 2025-06-15 \+ 30 days is outside the simulated period"):
-        sim.run(params, tmp_path)
-    assert sentinel.exists()
-
-
 def test_check_timeline_boundaries_agree_with_order_probability(tiny_world):
     world, population = tiny_world
     config = world.config
@@ -849,29 +882,3 @@ def test_check_timeline_boundaries_agree_with_order_probability(tiny_world):
     for early in (config.start, config.start - pd.Timedelta(days=10)):
         with pytest.raises(ParamsError, match="outside the simulated period"):
             check_timeline(config, [early], 30)
-
-
-def test_unknown_data_source_is_rejected(tmp_path):
-    params = tiny_params()
-    params["data"]["source"] = "database"
-    with pytest.raises(ParamsError, match="'database' is neither 'simulate' nor 'files'"):
-        sim.run(params, tmp_path)
-
-
-# ---------------------------------------------------------------------------------------- 11. files
-
-
-def test_files_source_skips_simulation(tmp_path):
-    stale = tmp_path / "data" / "simulated" / "events.parquet"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"old")
-    params = tiny_params()
-    params["data"]["source"] = "files"
-    metrics = sim.run(params, tmp_path)
-    assert metrics["skipped"] is True
-    for folder in (tmp_path / "data" / "simulated", tmp_path / "data" / "truth"):
-        assert [p.name for p in folder.iterdir()] == ["SKIPPED.md"]
-        assert "data.source is 'files'" in (folder / "SKIPPED.md").read_text(encoding="utf-8")
-    assert not list(tmp_path.rglob("*.parquet"))
-    written = json.loads((tmp_path / "metrics" / "simulate.json").read_text(encoding="utf-8"))
-    assert written["skipped"] is True

@@ -69,7 +69,8 @@ def label_check(
     for cutoff, group in probabilities.groupby("cutoff"):
         cutoff = pd.Timestamp(cutoff)
         known = group[group["customer_id"].map(joined).lt(cutoff).to_numpy()]
-        window = orders[(orders["ordered_at"] >= cutoff) & (orders["ordered_at"] < cutoff + pd.Timedelta(days=horizon_days))]
+        ordered_at = orders["ordered_at"]
+        window = orders[(ordered_at >= cutoff) & (ordered_at < cutoff + pd.Timedelta(days=horizon_days))]
         ordered = known["customer_id"].isin(window["customer_id"])
         p = known["p_true"].to_numpy()
         checks[cutoff.date().isoformat()] = {

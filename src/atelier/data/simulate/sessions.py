@@ -86,10 +86,13 @@ def session_arrivals(
     mobile_share = np.array([p.mobile_share for p in config.personas])[persona]
     is_mobile = rng.random(len(rows)) < mobile_probability(mobile_share, day, config.mobile_logit_per_year)
     is_tablet = rng.random(len(rows)) < config.tablet_share_of_non_mobile
-    device = np.where(is_mobile, DEVICES.index("mobile"), np.where(is_tablet, DEVICES.index("tablet"), DEVICES.index("desktop")))
+    not_mobile = np.where(is_tablet, DEVICES.index("tablet"), DEVICES.index("desktop"))
+    device = np.where(is_mobile, DEVICES.index("mobile"), not_mobile)
     start_ms = day.astype(np.int64) * MS_PER_DAY + (seconds * 1000).astype(np.int64)
     order = np.lexsort((rows, start_ms))
-    return Sessions(customer_row=rows[order], day=day[order], start_ms=start_ms[order], device=device[order].astype(np.int8))
+    return Sessions(
+        customer_row=rows[order], day=day[order], start_ms=start_ms[order], device=device[order].astype(np.int8)
+    )
 
 
 @dataclass(frozen=True)
@@ -199,11 +202,15 @@ def session_outcomes(
 
     bought = carted & purchased[view_session]
     session_id = first_session_id + np.arange(n_sessions, dtype=np.int64)
-    view_type, cart_type, purchase_type = (KNOWN_EVENT_TYPES.index(t) for t in ("product_view", "add_to_cart", "purchase"))
+    view_type, cart_type, purchase_type = (
+        KNOWN_EVENT_TYPES.index(t) for t in ("product_view", "add_to_cart", "purchase")
+    )
     parts = {
         "session": (view_session, view_session[carted], view_session[bought]),
         "ms": (view_ms, cart_ms[carted], checkout_ms[view_session[bought]]),
-        "type": (np.full(len(view_ms), view_type), np.full(carted.sum(), cart_type), np.full(bought.sum(), purchase_type)),
+        "type": (
+            np.full(len(view_ms), view_type), np.full(carted.sum(), cart_type), np.full(bought.sum(), purchase_type)
+        ),
         "product_row": (product_row, product_row[carted], product_row[bought]),
         "dwell": (
             view_dwell,

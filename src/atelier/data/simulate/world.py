@@ -75,7 +75,8 @@ def build_catalog(config: SimulationConfig, rng: np.random.Generator) -> pd.Data
 
 def build_world(config: SimulationConfig, seed: int) -> World:
     """The calendar and catalog for `config`, drawn from `seed`."""
-    return World(config=config, calendar=build_calendar(config), catalog=build_catalog(config, stream(seed, STREAM_CATALOG)))
+    catalog = build_catalog(config, stream(seed, STREAM_CATALOG))
+    return World(config=config, calendar=build_calendar(config), catalog=catalog)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""Point-in-time snapshots: one row per (cutoff, customer) with the features as of the cutoff and the label
+after it, for every cutoff of the timeline (params.yaml `timeline`)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from atelier.core.config import ParamsError
+from atelier.data.features import FeatureSettings, build_snapshot, label_window_complete
+
+
+def parse_cutoffs(cutoffs: list[Any]) -> list[pd.Timestamp]:
+    """Cutoffs from params as sorted, distinct timestamps (at least two: train and test)."""
+    try:
+        parsed = sorted({pd.Timestamp(c) for c in cutoffs})
+    except (TypeError, ValueError) as error:
+        raise ParamsError(
+            f"params.yaml timeline.cutoffs must be a list of dates (e.g. '2025-07-01'): {error}") from None
+    if len(parsed) < 2:
+        raise ParamsError("params.yaml timeline.cutoffs: give at least two dates (the last is the out-of-time test)")
+    return parsed
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The snapshot dates (params.yaml `timeline`): every cutoff but the last is for training, the last is the
+    out-of-time test; a label is "ordered within `horizon_days` after the cutoff"."""
+
+    cutoffs: list[pd.Timestamp]
+    horizon_days: int
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> Timeline:
+        """The timeline from params.yaml's `timeline` section (cutoffs sorted and distinct, at least two)."""
+        missing = [key for key in ("cutoffs", "horizon_days") if key not in section]
+        if missing:
+            raise ParamsError(f"params.yaml timeline: missing {missing}; restore them from the project's params.yaml")
+        horizon = section["horizon_days"]
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ParamsError(f"params.yaml timeline.horizon_days must be a whole number of days >= 1, got {horizon!r}")
+        if not isinstance(section["cutoffs"], (list, tuple)):
+            raise ParamsError(f"params.yaml timeline.cutoffs must be a list of dates, got {section['cutoffs']!r}")
+        return cls(parse_cutoffs(section["cutoffs"]), horizon)
+
+    @property
+    def train_cutoffs(self) -> list[pd.Timestamp]:
+        return self.cutoffs[:-1]
+
+    @property
+    def test_cutoff(self) -> pd.Timestamp:
+        return self.cutoffs[-1]
+
+
+def check_cutoffs(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp]) -> None:
+    """Every cutoff must fall after the first order, or its snapshot would be empty."""
+    first, last = tables["orders"]["ordered_at"].min(), tables["orders"]["ordered_at"].max()
+    early = [c.date().isoformat() for c in cutoffs if c <= first]
+    if early:
+        raise ParamsError(
+            f"params.yaml timeline.cutoffs {early} are not after the first order ({first.date()}); "
+            f"your orders run from {first.date()} to {last.date()}, choose cutoffs inside that span"
+        )
+
+
+def build_snapshots(
+    tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int, settings: FeatureSettings
+) -> pd.DataFrame:
+    """Stacked snapshots for every cutoff (index: customer_id; columns include cutoff and label).
+
+    A cutoff whose label window runs past the end of the data gets an empty label (censored), not 0.
+    """
+    parts = []
+    for cutoff in tqdm(cutoffs, desc="prep: snapshots", file=sys.stderr):
+        snapshot = build_snapshot(tables, cutoff, horizon_days, settings)
+        if not label_window_complete(tables, cutoff, horizon_days):
+            snapshot["label"] = pd.Series(pd.NA, index=snapshot.index, dtype="Int8")
+        else:
+            snapshot["label"] = snapshot["label"].astype("Int8")
+        parts.append(snapshot)
+    return pd.concat(parts)
+
+
+def training_rows(snapshots: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> pd.Series:
+    """True for rows of the training snapshots (every cutoff but the last, the out-of-time test)."""
+    return snapshots["cutoff"] < cutoffs[-1]
+
+
+def cutoff_summary(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Per cutoff: customers, buyers in the label window and the label rate (empty if censored)."""
+    grouped = snapshots.groupby("cutoff")
+    summary = pd.DataFrame(
+        {
+            "customers": grouped.size(),
+            "buyers_in_window": grouped["label"].sum(min_count=1),
+            "label_rate": grouped["label"].mean(),
+            "label_complete": grouped["label"].apply(lambda s: bool(s.notna().all())),
+        }
+    )
+    summary.index = summary.index.strftime("%Y-%m-%d")
+    return summary
