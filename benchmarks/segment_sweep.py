@@ -18,7 +18,8 @@ import pandas as pd
 
 from atelier.core import paths
 from atelier.core.config import load_params
-from atelier.segment import cluster as segment
+from atelier.segment import cluster
+from atelier.segment.settings import SegmentSettings, available_features
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,14 +29,14 @@ def main() -> None:
     if not snapshots_file.exists():
         sys.exit(f"{snapshots_file} is missing: run `dvc repro prep` first")
     params = load_params(REPO / "params.yaml")
-    settings = segment.SegmentSettings.from_params(params["segmentation"], params["seed"])
+    settings = SegmentSettings.from_params(params["segmentation"], params["seed"])
     snapshots = pd.read_parquet(snapshots_file)
     latest = snapshots[snapshots["cutoff"] == snapshots["cutoff"].max()]
-    used, _ = segment.available_features(latest, settings)
+    used, _ = available_features(latest, settings)
     frame = latest[used]
-    X = segment.build_preprocessor(used, settings.log1p).fit_transform(frame.to_numpy(dtype=float))
+    X = cluster.build_preprocessor(used, settings.log1p).fit_transform(frame.to_numpy(dtype=float))
     began = time.perf_counter()
-    sweep = segment.k_sweep(X, settings)
+    sweep = cluster.k_sweep(X, settings)
     seconds = time.perf_counter() - began
     print(json.dumps({
         "benchmark": "segment_sweep",

@@ -1,0 +1,144 @@
+"""The segmenter (fill -> log1p -> scale -> K-Means), the k sweep, raw against log features, and skewness."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from atelier.segment import cluster
+
+from .segment_shop import FAST, blobs, fitted_blobs, heavy_frame
+
+
+def test_preprocessor_logs_only_configured_columns_fills_nan_and_standardizes():
+    frame = heavy_frame()
+    features, log1p = list(frame.columns), ("monetary", "recency_days", "not_present")
+    out = cluster.build_preprocessor(features, log1p).fit_transform(frame.to_numpy(dtype=float))
+    columns = cluster.preprocessed_columns(features, log1p)
+    assert columns == ["recency_days", "monetary", "share_mobile", "discount_share"]
+
+    filled = frame.fillna(0.0)
+    expected = pd.DataFrame({c: np.log1p(filled[c]) if c in log1p else filled[c] for c in columns})
+    expected = (expected - expected.mean()) / expected.std(ddof=0)
+    np.testing.assert_allclose(out, expected.to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-10)
+    np.testing.assert_allclose(out.std(axis=0), 1, atol=1e-10)
+    assert not np.isnan(out).any()
+
+
+def test_preprocessor_without_log_transform_only_fills_and_scales():
+    frame = heavy_frame()
+    features = list(frame.columns)
+    out = cluster.build_preprocessor(features, ("monetary",), log_transform=False).fit_transform(frame.to_numpy())
+    filled = frame.fillna(0.0)
+    np.testing.assert_allclose(out, ((filled - filled.mean()) / filled.std(ddof=0)).to_numpy(), atol=1e-10)
+
+
+def test_preprocessed_columns_match_the_output_order():
+    """Shift each input column by its own offset: exactly one output column moves, by a known amount."""
+    frame = heavy_frame().fillna(1.0)
+    features, log1p = list(frame.columns), ("discount_share", "monetary")
+    preprocessor = cluster.build_preprocessor(features, log1p).fit(frame.to_numpy(dtype=float))
+    columns = cluster.preprocessed_columns(features, log1p)
+    scale = preprocessor.named_steps["scale"].scale_
+    base = pd.DataFrame([frame.median()])
+    before = preprocessor.transform(base.to_numpy(dtype=float))[0]
+    for position, feature in enumerate(features):
+        offset = 10.0 * (position + 1)
+        shifted = base.copy()
+        shifted[feature] += offset
+        after = preprocessor.transform(shifted.to_numpy(dtype=float))[0]
+        moved = np.flatnonzero(~np.isclose(after, before))
+        out_position = columns.index(feature)
+        assert moved.tolist() == [out_position], feature
+        value = float(base[feature].iloc[0])
+        change = np.log1p(value + offset) - np.log1p(value) if feature in log1p else offset
+        assert after[out_position] - before[out_position] == pytest.approx(change / scale[out_position])
+
+
+def test_skewness_before_and_after_log1p_flags_heavy_tails():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"monetary": rng.lognormal(2, 1.5, 2000), "recency_days": rng.uniform(0, 100, 2000),
+                          "share_mobile": rng.lognormal(0, 2, 2000)})
+    frame.loc[:99, "monetary"] = np.nan  # undefined counts as 0, as in the segmenter
+    table = cluster.skewness(frame, ("monetary", "recency_days"))
+    assert list(table.index) == ["monetary", "recency_days"]  # only log1p columns, in frame order
+    assert table.loc["monetary", "raw skewness"] == pytest.approx(frame["monetary"].fillna(0).skew())
+    assert table.loc["monetary", "skewness after log1p"] == pytest.approx(np.log1p(frame["monetary"].fillna(0)).skew())
+    raw = table["raw skewness"]
+    assert raw["monetary"] > cluster.HEAVY_SKEWNESS > abs(raw["recency_days"])
+    assert table["heavy-tailed"].tolist() == [True, False]
+    assert table.loc["monetary", "skewness after log1p"] < table.loc["monetary", "raw skewness"]
+
+
+def test_fit_segmenter_prepare_and_assign_agree():
+    frame, _, segmenter, X, labels = fitted_blobs()
+    np.testing.assert_allclose(X, segmenter.named_steps["prepare"].transform(frame.to_numpy()))
+    np.testing.assert_array_equal(cluster.assign(segmenter, frame), labels)
+    assert segmenter.named_steps["kmeans"].n_clusters == FAST.k
+    assert cluster.fit_segmenter(frame, FAST, k=3).named_steps["kmeans"].n_clusters == 3
+    assert cluster.fit_segmenter(frame, FAST, n_init=2).named_steps["kmeans"].n_init == 2
+
+
+def test_segmenter_recovers_known_blobs():
+    _, truth, _, _, labels = fitted_blobs()
+    assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
+    assert np.bincount(labels).tolist() == [100] * 4
+
+
+def test_fit_segmenter_is_deterministic():
+    frame, _ = blobs(seed=5)
+    first, second = cluster.fit_segmenter(frame, FAST), cluster.fit_segmenter(frame, FAST)
+    np.testing.assert_array_equal(first.named_steps["kmeans"].labels_, second.named_steps["kmeans"].labels_)
+    np.testing.assert_array_equal(first.named_steps["kmeans"].cluster_centers_,
+                                  second.named_steps["kmeans"].cluster_centers_)
+
+
+def test_k_sweep_on_blobs():
+    X = fitted_blobs()[3]
+    seen = []
+    sweep = cluster.k_sweep(X, FAST, progress=lambda ks: seen.extend(ks) or ks)
+    assert list(sweep.index) == list(range(FAST.k_min, FAST.k_max + 1)) == seen
+    assert {"inertia", "silhouette", "davies_bouldin", "smallest_share", "largest_share"} <= set(sweep.columns)
+    assert (np.diff(sweep["inertia"].to_numpy()) < 0).all()
+    assert sweep["silhouette"].idxmax() == 4
+    assert sweep["davies_bouldin"].idxmin() == 4
+    assert sweep.loc[4, "smallest_share"] == sweep.loc[4, "largest_share"] == 0.25  # four blobs of 100
+    assert (sweep.loc[3, "smallest_share"], sweep.loc[3, "largest_share"]) == (0.25, 0.5)  # two blobs merged
+    assert (sweep["smallest_share"] <= sweep["largest_share"]).all()
+
+
+def test_k_sweep_exact_silhouette_equals_sklearn():
+    X = fitted_blobs()[3]
+    settings = dataclasses.replace(FAST, k_min=3, k_max=4)
+    sweep = cluster.k_sweep(X, settings)
+    for k in (3, 4):
+        labels = KMeans(n_clusters=k, n_init=settings.n_init, random_state=settings.seed).fit(X).labels_
+        assert sweep.loc[k, "silhouette"] == pytest.approx(silhouette_score(X, labels), abs=1e-12)
+
+
+def test_k_sweep_with_sampled_silhouettes_repeats():
+    X = fitted_blobs()[3]
+    settings = dataclasses.replace(FAST, k_min=3, k_max=5, silhouette_sample=150)
+    pd.testing.assert_frame_equal(cluster.k_sweep(X, settings), cluster.k_sweep(X, settings))
+
+
+def test_compare_transforms_heavy_tail_makes_one_giant_raw_cluster():
+    rng = np.random.default_rng(11)
+    n = 400
+    frame = pd.DataFrame({"monetary": rng.lognormal(0, 2.5, n), "frequency": rng.normal(size=n)})
+    settings = dataclasses.replace(FAST, k=3, log1p=("monetary",))
+    table = cluster.compare_transforms(frame, settings)
+    assert list(table.index) == ["raw, scaled", "log1p, scaled"]
+    raw, logged = table.loc["raw, scaled"], table.loc["log1p, scaled"]
+    assert raw["largest_share"] > logged["largest_share"]
+    assert raw["smallest_share"] < logged["smallest_share"]
+    for row in (raw, logged):
+        assert sum(row["sizes"]) == n and len(row["sizes"]) == 3
+        assert list(row["sizes"]) == sorted(row["sizes"], reverse=True)
+        assert row["largest_share"] == pytest.approx(row["sizes"][0] / n)
