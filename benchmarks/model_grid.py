@@ -19,7 +19,8 @@ import pandas as pd
 
 from atelier.core import paths
 from atelier.core.config import load_params
-from atelier.model import propensity
+from atelier.model import candidates
+from atelier.model.split import features_of, split_by_time
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,11 +31,11 @@ def main() -> None:
     if not snapshots_file.exists():
         sys.exit(f"{snapshots_file} is missing: run `dvc repro prep` first")
     params = load_params(REPO / "params.yaml")
-    settings = propensity.ModelSettings.from_params(params["model"], params["seed"])
-    split = propensity.split_by_time(pd.read_parquet(snapshots_file), int(params["timeline"]["horizon_days"]))
-    numeric, categorical = propensity.features_of(split.train)
+    settings = candidates.ModelSettings.from_params(params["model"], params["seed"])
+    split = split_by_time(pd.read_parquet(snapshots_file), int(params["timeline"]["horizon_days"]))
+    numeric, categorical = features_of(split.train)
     began = time.perf_counter()
-    table, _ = propensity.grid_search(split.train, numeric, categorical, settings)
+    table, _ = candidates.grid_search(split.train, numeric, categorical, settings)
     seconds = time.perf_counter() - began
     per_candidate = table.groupby("candidate")["fit_seconds"].sum() * settings.cv_folds
     print(json.dumps({

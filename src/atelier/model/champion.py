@@ -46,7 +46,7 @@ class Champion:
             and len(prepare) == 1
             and isinstance(prepare[0], ColumnTransformer)
             # The declared transformers (a fitted ColumnTransformer stores "passthrough" as a FunctionTransformer).
-            and [(name, transformer) for name, transformer, _ in prepare[0].transformers] == [("numeric", "passthrough")]
+            and [(name, step) for name, step, _ in prepare[0].transformers] == [("numeric", "passthrough")]
             and list(prepare[0].transformers[0][2]) == self.numeric == self.features
         )
         self._booster = model.get_booster() if self.fast else None
@@ -68,7 +68,7 @@ class Champion:
         return self.pipeline.predict_proba(transform.model_frame(frame))
 
     def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """P(order) for each row of a feature frame (columns: at least the features), by the fast path when there is one."""
+        """P(order) for each row of a feature frame (columns: at least the features), by the fast path if any."""
         if self.fast:
             return self.score_matrix(frame[self.numeric].to_numpy(dtype=np.float32))
         return self.pipeline.predict_proba(transform.model_frame(frame[self.features]))[:, 1]
@@ -83,7 +83,8 @@ class Champion:
         """P(order) for rows of numeric features in `numeric` order (fast path only)."""
         if not self.fast:
             raise ValueError(f"{self.name} {self.version} has no fast path; use score_frame")
-        return np.asarray(self._booster.inplace_predict(np.asarray(values, dtype=np.float32).reshape(-1, len(self.numeric))))
+        rows = np.asarray(values, dtype=np.float32).reshape(-1, len(self.numeric))
+        return np.asarray(self._booster.inplace_predict(rows))
 
 
 def from_registry(registry: Registry, version: str) -> Champion:
@@ -92,7 +93,7 @@ def from_registry(registry: Registry, version: str) -> Champion:
 
 
 def load_champion(registry_dir: Path, alias: str = "champion") -> Champion:
-    """The model behind `alias` in the registry at `registry_dir`; FileNotFoundError naming the stage to run if there is none."""
+    """The model behind `alias` in the registry at `registry_dir`; FileNotFoundError naming the stage to run if none."""
     registry = Registry(registry_dir)
     version = registry.alias(alias)
     if version is None:

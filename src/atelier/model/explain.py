@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,8 @@ from lime.lime_tabular import LimeTabularExplainer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
+from atelier.data import transform
+
 #: A fitted model's predict_proba on a raw feature frame -> array (n, 2).
 PredictProba = Callable[[pd.DataFrame], np.ndarray]
 
@@ -38,6 +40,15 @@ UNDEFINED = -1.0
 #: The category name of a missing categorical value.
 MISSING = "(missing)"
 CLASS_NAMES = ["no order", "order"]
+#: The columns of the agreement table (`agreement_methods`): LIME, permutation importance, and exact contributions
+#: of the champion (when it is xgboost) or of the xgboost candidate (a different model, named as such).
+LIME_COLUMN = "LIME mean |weight|"
+PERMUTATION_COLUMN = "permutation importance"
+EXACT_OF_CHAMPION, EXACT_OF_CANDIDATE = "champion", "xgboost candidate"
+EXACT_COLUMNS = {
+    EXACT_OF_CHAMPION: "champion's exact contributions (xgboost), mean |.|",
+    EXACT_OF_CANDIDATE: "xgboost candidate's exact contributions (NOT the champion), mean |.|",
+}
 
 
 def _number(value: float) -> str:
@@ -145,7 +156,9 @@ class TabularExplainer:
         index = {c: i for i, c in enumerate(self.columns)}
         categorical_features = [index[c] for c in self.categorical]
         discretizer = (
-            UndefinedAwareQuartiles(data, categorical_features, self.columns, random_state=0) if discretize else "quartile"
+            UndefinedAwareQuartiles(data, categorical_features, self.columns, random_state=0)
+            if discretize
+            else "quartile"
         )
         self.lime = LimeTabularExplainer(
             data,
@@ -204,7 +217,7 @@ class TabularExplainer:
                 codes = np.clip(np.rint(values).astype(int), 0, len(categories) - 1)
                 labels = np.asarray([None if c == MISSING else c for c in categories], dtype=object)[codes]
                 dtype = self.dtypes[column]
-                if dtype == object:
+                if pd.api.types.is_object_dtype(dtype):
                     labels = np.where(pd.isna(labels), np.nan, labels)
                 columns[column] = pd.Series(labels, dtype=dtype)
             else:
@@ -356,7 +369,8 @@ def xgboost_contributions(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFra
 def compare_importances(importances: dict[str, pd.Series]) -> pd.DataFrame:
     """Ranks (1 = most important) per method over the union of features; a feature a method lacks is 0.
 
-    attrs["spearman"]: each method's Spearman correlation with the first method's importances.
+    attrs["spearman"]: each other method's Spearman correlation with the first method's importances (the first
+    against itself, always 1, is left out).
     """
     if not importances:
         raise ValueError("no importances to compare")
@@ -365,7 +379,8 @@ def compare_importances(importances: dict[str, pd.Series]) -> pd.DataFrame:
     first = next(iter(importances))
     ranks = ranks.sort_values([first] + list(ranks.columns.drop(first)), kind="stable")
     ranks.index.name = "feature"
-    ranks.attrs["spearman"] = {name: float(values[first].corr(values[name], method="spearman")) for name in values.columns}
+    ranks.attrs["spearman"] = {name: float(values[first].corr(values[name], method="spearman"))
+                               for name in values.columns if name != first}
     return ranks
 
 
@@ -387,3 +402,38 @@ def readable(explanation: pd.DataFrame, top: int = 5) -> str:
         f"P(order) {probability}. "
         f"Pushing it up: {listing(up)}; pulling it down: {listing(down)}."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# What the report explains, and against what
+# --------------------------------------------------------------------------------------------
+def showcase(scores: pd.Series) -> dict[str, object]:
+    """The customers (index of `scores`) with the highest, the middle and the lowest score."""
+    ranked = scores.sort_values()
+    middle = ranked.index[len(ranked) // 2]
+    return {"highest score": ranked.index[-1], "middle": middle, "lowest score": ranked.index[0]}
+
+
+def exact_contributions_source(champion: str, candidates: Iterable[str]) -> str | None:
+    """Whose exact contributions can check LIME: the champion's when it is xgboost, else the xgboost candidate's
+    (EXACT_OF_CANDIDATE, a different model), else None."""
+    if champion == "xgboost":
+        return EXACT_OF_CHAMPION
+    return EXACT_OF_CANDIDATE if "xgboost" in set(candidates) else None
+
+
+def agreement_methods(lime: pd.Series, permutation: pd.Series, features: list[str], champion: str,
+                      champion_pipeline: Pipeline, candidates: dict[str, Pipeline],
+                      sample: pd.DataFrame) -> tuple[dict[str, pd.Series], str | None]:
+    """The importances to compare with LIME's, and whose exact contributions are among them (None: nobody's).
+
+    Permutation importance is restricted to `features` and clipped at 0 (a negative drop is noise); exact
+    contributions are the mean |log-odds contribution| over `sample` (raw feature rows).
+    """
+    methods = {LIME_COLUMN: lime, PERMUTATION_COLUMN: permutation.reindex(features).clip(lower=0)}
+    exact_of = exact_contributions_source(champion, candidates)
+    if exact_of is not None:
+        model = champion_pipeline if exact_of == EXACT_OF_CHAMPION else candidates["xgboost"]
+        contributions = xgboost_contributions(model, transform.model_frame(sample[features]))
+        methods[EXACT_COLUMNS[exact_of]] = contributions.drop(columns="bias").abs().mean()
+    return methods, exact_of

@@ -117,7 +117,8 @@ def data_hash(paths: list[Path]) -> str:
             files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
             digest.update(b"folder\0" + str(len(files)).encode() + b"\0")
             for file in files:
-                digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0" + bytes.fromhex(file_hash(file)))
+                name = file.relative_to(path).as_posix().encode("utf-8")
+                digest.update(name + b"\0" + bytes.fromhex(file_hash(file)))
         else:
             raise FileNotFoundError(f"data_hash: {path} is neither a file nor a folder")
     return digest.hexdigest()
@@ -388,10 +389,18 @@ class Registry:
             return pd.DataFrame(columns=["version", "name", "created"])
         return pd.DataFrame(rows)
 
+    def _exists(self, version: object) -> bool:
+        """Whether `version` is a version id with a folder and metadata in this registry."""
+        return isinstance(version, str) and bool(VERSION_PATTERN.match(version)) and (
+            self.root / version / METADATA_FILE).is_file()
+
     def _folder(self, version: str) -> Path:
         """The folder of an existing version, or a ValueError saying which versions exist."""
         if not isinstance(version, str) or not VERSION_PATTERN.match(version):
-            raise ValueError(f"'{version}' is not a version id (expected 'v1', 'v2', ...); registry {self.root}: {self._describe_existing()}")
+            raise ValueError(
+                f"'{version}' is not a version id (expected 'v1', 'v2', ...); registry {self.root}: "
+                f"{self._describe_existing()}"
+            )
         folder = self.root / version
         if not (folder / METADATA_FILE).is_file():
             raise ValueError(f"unknown version '{version}' in registry {self.root}: {self._describe_existing()}")
@@ -410,7 +419,9 @@ class Registry:
         required = {MODEL_FILE} if meta.get("format") == FORMAT_SKOPS else {BOOSTER_FILE}
         missing_entries = sorted(required - set(files))
         if missing_entries:
-            raise ValueError(f"{folder / METADATA_FILE} has no hash for {missing_entries}; the version cannot be verified")
+            raise ValueError(
+                f"{folder / METADATA_FILE} has no hash for {missing_entries}; the version cannot be verified"
+            )
         for filename, expected in sorted(files.items()):
             if Path(filename).name != filename or filename in ("", ".", ".."):
                 raise ValueError(f"{folder / METADATA_FILE} lists a file outside its folder: {filename!r}")
@@ -444,7 +455,9 @@ class Registry:
         spec = meta.get("xgboost") or {}
         class_name = spec.get("class")
         if class_name not in XGBOOST_CLASSES:
-            raise ValueError(f"{folder / METADATA_FILE} names xgboost class {class_name!r}; expected one of {list(XGBOOST_CLASSES)}")
+            raise ValueError(
+                f"{folder / METADATA_FILE} names xgboost class {class_name!r}; expected one of {list(XGBOOST_CLASSES)}"
+            )
         booster_model = getattr(xgboost, class_name)(**_decode_param(spec.get("params", {})))
         booster_model.load_model(folder / BOOSTER_FILE)
         if spec.get("bare"):
@@ -479,7 +492,7 @@ class Registry:
                 f"(aliases: {known}; versions: {', '.join(self._existing()) or 'none'})"
             )
         version = aliases[reference]["current"]
-        if not isinstance(version, str) or not VERSION_PATTERN.match(version) or not (self.root / version / METADATA_FILE).is_file():
+        if not self._exists(version):
             raise ValueError(
                 f"alias '{reference}' points to version {version!r}, which no longer exists in {self.root} "
                 f"({self._describe_existing()}); use rollback('{reference}') or set_alias to repair it"
@@ -521,7 +534,7 @@ class Registry:
                 f"cannot roll back '{alias}': its history {history} has no earlier version to return to"
             )
         previous = history[-2]
-        if not isinstance(previous, str) or not VERSION_PATTERN.match(previous) or not (self.root / previous / METADATA_FILE).is_file():
+        if not self._exists(previous):
             raise ValueError(
                 f"cannot roll back '{alias}' to {previous!r}: that version no longer exists in {self.root} "
                 f"({self._describe_existing()}); use set_alias to choose one"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atelier.model import propensity
+from atelier.model import candidates
 from atelier.model.champion import Champion, load_champion, try_load_champion
 from atelier.model.registry import Registry
 
@@ -20,17 +20,19 @@ def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 
 def _fitted(family: str, numeric: list[str], categorical: list[str]):
-    settings = propensity.ModelSettings.from_params(
-        {"cv_folds": 2, "threads": 1, "grids": {}, "permutation_repeats": 1, "prune_below": 0.0, "prune_tolerance": 0.0,
-         "overfit_gap_warning": 0.03, "bootstrap": 10, "calibration": "isotonic", "promotion_min_delta": 0.0,
-         "active_recency_days": 90, "short_history_days": 90, "lime_customers": 1, "lime_seeds": 1,
-         "lime_stability_customers": 1, "lime_num_samples": 10, "lime_background": 10, "lime_top_k": 1}, seed=0)
-    return propensity.fit(propensity.candidate(family, numeric, categorical, settings), _frame(), numeric, categorical)
+    settings = candidates.ModelSettings.from_params(
+        {"cv_folds": 2, "threads": 1, "grids": {family: {}}, "permutation_repeats": 1, "prune_below": 0.0,
+         "prune_tolerance": 0.0, "overfit_gap_warning": 0.03, "bootstrap": 10, "calibration": "isotonic",
+         "promotion_min_delta": 0.0, "active_recency_days": 90, "short_history_days": 90, "lime_customers": 1,
+         "lime_seeds": 2, "lime_stability_customers": 1, "lime_num_samples": 10, "lime_background": 10,
+         "lime_top_k": 1}, seed=0)
+    return candidates.fit(candidates.candidate(family, numeric, categorical, settings), _frame(), numeric, categorical)
 
 
 def test_the_fast_path_gives_the_pipelines_probabilities():
     numeric = ["recency_days", "frequency"]
-    champion = Champion(_fitted("xgboost", numeric, []), version="v1", metadata={"name": "xgboost", "features": numeric})
+    champion = Champion(_fitted("xgboost", numeric, []), version="v1",
+                        metadata={"name": "xgboost", "features": numeric})
     assert champion.fast and champion.name == "xgboost" and champion.categorical == []
     frame = _frame(50, seed=1)
     np.testing.assert_allclose(champion.score_frame(frame), champion.score(frame), rtol=1e-6)

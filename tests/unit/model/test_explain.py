@@ -142,7 +142,8 @@ def test_perturbations_are_realistic_rows(features, pipeline):
         asked.append(frame)
         return pipeline.predict_proba(model_frame(frame))
 
-    explainer = TabularExplainer(features.sample(300, random_state=1), NUMERIC, CATEGORICAL, recording, num_samples=SAMPLES)
+    explainer = TabularExplainer(features.sample(300, random_state=1), NUMERIC, CATEGORICAL, recording,
+                                 num_samples=SAMPLES)
     row = features[features["avg_order_value"].notna()].iloc[0]
     explainer.explain(row, seed=0)
     perturbed = asked[-1]
@@ -207,7 +208,8 @@ def test_importance_ranks_the_dominant_feature_first_and_the_ignored_near_zero(f
     # A feature the model never sees gets LIME's noise floor, not 0: ~0.035 at 500 samples, about
     # as much as the weakly used features (it can even rank 2nd), ~0.016 at 2000.
     assert importance["ignored"] < 0.15 * importance["recency_days"]
-    finer = TabularExplainer(features.sample(300, random_state=0), NUMERIC, CATEGORICAL, proba_of(pipeline), num_samples=2000)
+    finer = TabularExplainer(features.sample(300, random_state=0), NUMERIC, CATEGORICAL, proba_of(pipeline),
+                             num_samples=2000)
     fine = finer.importance(rows, seed=0)
     assert fine.index[0] == "recency_days" and fine["ignored"] < 0.06 * fine["recency_days"]
     sparse = explainer.importance(rows.iloc[:2], seed=0, num_features=2)
@@ -229,7 +231,8 @@ def test_stability(features, explainer):
 
 
 def test_unseen_category_does_not_crash(features, pipeline):
-    explainer = TabularExplainer(features.sample(200, random_state=2), NUMERIC, CATEGORICAL, proba_of(pipeline), num_samples=SAMPLES)
+    explainer = TabularExplainer(features.sample(200, random_state=2), NUMERIC, CATEGORICAL, proba_of(pipeline),
+                                 num_samples=SAMPLES)
     row = features.iloc[0].copy()
     row["region"] = "west"  # no "west" in training
     table = explainer.explain(row, seed=0)
@@ -241,7 +244,8 @@ def test_unseen_category_does_not_crash(features, pipeline):
 
 def test_continuous_mode_works(features, pipeline):
     explainer = TabularExplainer(
-        features.sample(200, random_state=3), NUMERIC, CATEGORICAL, proba_of(pipeline), num_samples=SAMPLES, discretize=False
+        features.sample(200, random_state=3), NUMERIC, CATEGORICAL, proba_of(pipeline), num_samples=SAMPLES,
+        discretize=False,
     )
     table = explainer.explain(features.iloc[7], seed=0)
     assert table["feature"].iloc[0] == "recency_days" and table["condition"].iloc[0] == "recency_days"
@@ -308,10 +312,14 @@ def test_compare_importances_ranks_and_spearman():
     assert table.loc["a", "lime"] == 1 and table.loc["e", "lime"] == 5  # missing counts as 0: last
     assert (table["lime"] == table["same"]).all()
     assert table.loc["a", "reverse"] == 5 and table.loc["e", "reverse"] == 1
-    assert table.loc["a", "partial"] == 1 and table.loc["e", "partial"] == 2 and table.loc["b", "partial"] == 3  # ties: min
+    assert table.loc["a", "partial"] == 1 and table.loc["e", "partial"] == 2
+    assert table.loc["b", "partial"] == 3  # ties: min
     rho = table.attrs["spearman"]
-    assert rho["lime"] == pytest.approx(1.0) and rho["same"] == pytest.approx(1.0)
-    assert rho["reverse"] == pytest.approx(-1.0) and -1 <= rho["partial"] <= 1
+    assert list(rho) == ["same", "reverse", "partial"]  # LIME against itself (always 1) is no check: left out
+    assert rho["same"] == pytest.approx(1.0) and rho["reverse"] == pytest.approx(-1.0)
+    # partial over the union a..e is (2, 0, 0, 0, 1) against LIME's (0.5, 0.3, 0.1, 0.05, 0): ranks (5, 2, 2, 2, 4)
+    # against (5, 4, 3, 2, 1), ties sharing their mean rank; by hand rho = 2 / sqrt(10 * 8).
+    assert rho["partial"] == pytest.approx(2 / np.sqrt(80))
 
 
 def test_readable_sentence(features, explainer):
@@ -323,10 +331,45 @@ def test_readable_sentence(features, explainer):
     assert "Pushing it up:" in sentence and "pulling it down:" in sentence
 
     handmade = pd.DataFrame(
-        {"feature": ["x", "y", "z"], "condition": ["x <= 1", "y > 2", "z=a"], "value": [0.5, 3.0, "a"], "weight": [0.2, -0.1, 0.001]}
+        {"feature": ["x", "y", "z"], "condition": ["x <= 1", "y > 2", "z=a"], "value": [0.5, 3.0, "a"],
+         "weight": [0.2, -0.1, 0.001]}
     )
     handmade.attrs["prediction"] = 0.314
-    assert explain.readable(handmade) == "P(order) = 0.31. Pushing it up: x <= 1 (+0.20); pulling it down: y > 2 (-0.10)."
-    assert explain.readable(handmade, top=1) == "P(order) = 0.31. Pushing it up: x <= 1 (+0.20); pulling it down: nothing."
+    assert explain.readable(handmade) == (
+        "P(order) = 0.31. Pushing it up: x <= 1 (+0.20); pulling it down: y > 2 (-0.10).")
+    assert explain.readable(handmade, top=1) == (
+        "P(order) = 0.31. Pushing it up: x <= 1 (+0.20); pulling it down: nothing.")
     handmade.attrs["prediction"] = 0.0013
     assert explain.readable(handmade).startswith("P(order) < 0.01. ")  # not "0.00"
+
+
+# --------------------------------------------------------------------------------------------
+# What the report explains, and against what
+# --------------------------------------------------------------------------------------------
+def test_showcase_picks_the_highest_middle_and_lowest_scores():
+    scores = pd.Series([0.3, 0.9, 0.1, 0.5, 0.7], index=[10, 11, 12, 13, 14])
+    assert explain.showcase(scores) == {"highest score": 11, "middle": 13, "lowest score": 12}
+
+
+def test_exact_contributions_source():
+    assert explain.exact_contributions_source("xgboost", ["xgboost"]) == explain.EXACT_OF_CHAMPION
+    assert explain.exact_contributions_source("random_forest", {"xgboost": None}) == explain.EXACT_OF_CANDIDATE
+    assert explain.exact_contributions_source("random_forest", ["random_forest"]) is None
+
+
+def test_agreement_methods_label_whose_exact_contributions_they_are(features, pipeline):
+    columns = NUMERIC + CATEGORICAL
+    lime = pd.Series(1.0, index=columns)
+    permutation = pd.Series(np.linspace(0.02, -0.01, len(columns)), index=columns[::-1])
+    methods, exact_of = explain.agreement_methods(lime, permutation, columns, "xgboost", pipeline, {}, features)
+    assert exact_of == explain.EXACT_OF_CHAMPION
+    assert list(methods) == [explain.LIME_COLUMN, explain.PERMUTATION_COLUMN, explain.EXACT_COLUMNS[exact_of]]
+    permuted = methods[explain.PERMUTATION_COLUMN]
+    assert list(permuted.index) == columns and (permuted >= 0).all() and (permuted == 0).any()  # clipped at 0
+    exact = explain.xgboost_contributions(pipeline, model_frame(features[columns]))
+    assert np.allclose(methods[explain.EXACT_COLUMNS[exact_of]], exact.drop(columns="bias").abs().mean())
+    other, of = explain.agreement_methods(lime, permutation, columns, "random_forest", None, {"xgboost": pipeline},
+                                          features)
+    assert of == explain.EXACT_OF_CANDIDATE and explain.EXACT_COLUMNS[of] in other
+    alone, nobody = explain.agreement_methods(lime, permutation, columns, "random_forest", None, {}, features)
+    assert nobody is None and list(alone) == [explain.LIME_COLUMN, explain.PERMUTATION_COLUMN]
