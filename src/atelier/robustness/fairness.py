@@ -1,15 +1,16 @@
-"""Subgroup (bias) analysis of the propensity model and of the personalization policy.
+"""Subgroup (bias) analysis of the propensity model: does it score and target every group alike?
 
-Three questions, one section each: does the model score and target every group alike
-(per-group metrics with fairlearn's MetricFrame, and min/max ratios against the four-fifths
-rule), does personalization help every group (uplift per group from the replay A/B test), and
-what would equal targeting cost (per-group thresholds against a single one). Targeting means
-contacting the top `share` of customers by score.
+Per-group metrics with fairlearn's MetricFrame, min/max ratios against the four-fifths rule with
+bootstrap intervals, calibration by group (`calibration_reading`), and what equal targeting would
+cost (per-group thresholds against a single one). Targeting means contacting the top `share` of
+customers by score. Whether personalization helps every group is `group_uplift`'s question.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import roc_auc_score
 
-from atelier.replay import abtest
+from atelier.core.config import ParamsError
 
 DEVICES = ("mobile", "desktop", "tablet")  # also the tie order of primary_device
 MISSING = "(missing)"
@@ -30,14 +31,65 @@ OVERALL = "(all)"
 BUYER_METRICS = ("true_positive_rate", "auc", "calibration_ratio")  # undefined or noisy without enough buyers
 NO_VISITS = "no visits"
 NO_VALUE = (MISSING, NO_VISITS)  # customers without a value of the attribute: listed, never compared
-UNMATCHED = "(not in groups)"
+SECTION = "params.yaml robustness.fairness"
+
+
+@dataclass(frozen=True)
+class FairnessSettings:
+    """params.yaml `robustness.fairness`: who is compared, the campaign, and the rules that flag a gap."""
+
+    attributes: tuple[str, ...]
+    target_share: float
+    disparity_threshold: float
+    min_group_size: int
+    min_buyers: int
+    gaps: dict[str, float]
+    uplift_min_sessions: int
+    bootstrap: int
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> FairnessSettings:
+        """Settings from params.yaml's `robustness.fairness` section."""
+        try:
+            settings = cls(
+                attributes=tuple(section["attributes"]),
+                target_share=float(section["target_share"]),
+                disparity_threshold=float(section["disparity_threshold"]),
+                min_group_size=int(section["min_group_size"]),
+                min_buyers=int(section["min_buyers"]),
+                gaps={str(k): float(v) for k, v in (section["gaps"] or {}).items()},
+                uplift_min_sessions=int(section["uplift_min_sessions"]),
+                bootstrap=int(section["bootstrap"]),
+            )
+        except KeyError as missing:
+            raise ParamsError(f"{SECTION}: missing key {missing}; restore it from the project's params.yaml") from None
+        if not 0 < settings.target_share <= 1:
+            raise ParamsError(
+                f"{SECTION}.target_share: a share in (0, 1] (e.g. 0.1 for the top 10 %), got {settings.target_share}"
+            )
+        if not 0 < settings.disparity_threshold <= 1:
+            raise ParamsError(
+                f"{SECTION}.disparity_threshold: a ratio in (0, 1] (e.g. 0.8), got {settings.disparity_threshold}"
+            )
+        if (
+            settings.min_group_size < 1
+            or settings.min_buyers < 0
+            or settings.uplift_min_sessions < 1
+            or settings.bootstrap < 1
+        ):
+            raise ParamsError(
+                f"{SECTION}: min_group_size, uplift_min_sessions and bootstrap must be 1 or more, min_buyers 0 or more"
+            )
+        return settings
 
 
 # Input checks: each error names the argument and what to do.
 def _labels(y: Sequence) -> np.ndarray:
     labels = pd.Series(y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y))
     if labels.isna().any() or not labels.isin([0, 1]).all():
-        raise ValueError("y must hold only 0/1 (or True/False) labels without missing values; drop unlabelled customers first")
+        raise ValueError(
+            "y must hold only 0/1 (or True/False) labels without missing values; drop unlabelled customers first"
+        )
     return labels.to_numpy(dtype=int)
 
 
@@ -78,15 +130,18 @@ def primary_device(frame: pd.DataFrame) -> pd.Series:
     columns = [f"share_{device}" for device in DEVICES]
     present = [column for column in columns if column in frame.columns]
     if not present:
-        raise ValueError(f"frame has none of the device-share columns {columns}; add them (features.py) or drop 'device'")
+        raise ValueError(
+            f"frame has none of the device-share columns {columns}; add them (features.py) or drop 'device'"
+        )
     shares = np.nan_to_num(frame[present].to_numpy(dtype=float), nan=0.0)
     names = np.array([column.removeprefix("share_") for column in present], dtype=object)
     device = np.where(shares.max(axis=1) > 0, names[shares.argmax(axis=1)], NO_VISITS)
     return pd.Series(device, index=frame.index, name="device", dtype=str)
 
 
-def group_columns(snapshot: pd.DataFrame, attributes: Sequence[str] = ("gender", "age_band", "region", "device")
-                  ) -> tuple[pd.DataFrame, list[str]]:
+def group_columns(
+    snapshot: pd.DataFrame, attributes: Sequence[str] = ("gender", "age_band", "region", "device")
+) -> tuple[pd.DataFrame, list[str]]:
     """The grouping attributes per customer (index kept) and the attributes skipped as absent.
 
     "device" comes from primary_device; missing values become "(missing)". Shops without
@@ -94,10 +149,16 @@ def group_columns(snapshot: pd.DataFrame, attributes: Sequence[str] = ("gender",
     """
     columns, skipped = {}, []
     for attribute in attributes:
-        if attribute == "device" and "device" not in snapshot.columns and any(f"share_{d}" in snapshot for d in DEVICES):
+        if (
+            attribute == "device"
+            and "device" not in snapshot.columns
+            and any(f"share_{d}" in snapshot for d in DEVICES)
+        ):
             columns[attribute] = primary_device(snapshot)
         elif attribute in snapshot.columns:
-            columns[attribute] = snapshot[attribute].astype(object).where(snapshot[attribute].notna(), MISSING).astype(str)
+            columns[attribute] = (
+                snapshot[attribute].astype(object).where(snapshot[attribute].notna(), MISSING).astype(str)
+            )
         else:
             skipped.append(attribute)
     return pd.DataFrame(columns, index=snapshot.index), skipped
@@ -167,17 +228,27 @@ def subgroup_metrics(y: Sequence, p: Sequence, groups: pd.DataFrame, target_shar
     chosen = selected(scores, target_share)
     rows = []
     for attribute in groups.columns:
-        frame = MetricFrame(metrics=_METRICS, y_true=labels, y_pred=chosen, sensitive_features=_groups(groups[attribute], attribute),
-                            sample_params={name: {"scores": scores} for name in _SCORED})
+        frame = MetricFrame(
+            metrics=_METRICS,
+            y_true=labels,
+            y_pred=chosen,
+            sensitive_features=_groups(groups[attribute], attribute),
+            sample_params={name: {"scores": scores} for name in _SCORED},
+        )
         table = pd.concat([frame.by_group, frame.overall.to_frame(OVERALL).T])
         rows.append(table.rename_axis("group").reset_index().assign(attribute=attribute))
     table = pd.concat(rows, ignore_index=True)[["attribute", "group", *_METRICS]]
     return table.astype({name: int if name in ("n", "buyers") else float for name in _METRICS})
 
 
-def disparities(table: pd.DataFrame, metrics: Sequence[str] = ("selection_rate", "true_positive_rate", "auc", "calibration_ratio"),
-                threshold: float = 0.8, min_group_size: int = 100, min_buyers: int = 0,
-                gaps: dict[str, float] | None = None) -> pd.DataFrame:
+def disparities(
+    table: pd.DataFrame,
+    metrics: Sequence[str] = ("selection_rate", "true_positive_rate", "auc", "calibration_ratio"),
+    threshold: float = 0.8,
+    min_group_size: int = 100,
+    min_buyers: int = 0,
+    gaps: dict[str, float] | None = None,
+) -> pd.DataFrame:
     """Per attribute and metric: lowest and highest group, ratio min/max, difference max - min.
 
     below_threshold flags ratio < `threshold` (0.8: the four-fifths rule, made for rates such as
@@ -197,14 +268,18 @@ def disparities(table: pd.DataFrame, metrics: Sequence[str] = ("selection_rate",
     if missing:
         raise ValueError(f"table is missing columns {missing}; pass the output of subgroup_metrics")
     if not 0.0 < threshold <= 1.0 or min_group_size < 1:
-        raise ValueError(f"threshold must lie in (0, 1] and min_group_size be at least 1; got {threshold}, {min_group_size}")
+        raise ValueError(
+            f"threshold must lie in (0, 1] and min_group_size be at least 1; got {threshold}, {min_group_size}"
+        )
     gaps = dict(gaps or {})
     rows = []
     for attribute, part in table[table["group"] != OVERALL].groupby("attribute", sort=False):
         valueless = part["group"].isin(NO_VALUE).to_numpy()
         small = part[(part["n"] < min_group_size).to_numpy() | valueless]
         kept = part[(part["n"] >= min_group_size).to_numpy() & ~valueless].set_index("group")
-        excluded = ", ".join(f"{group} ({'no value' if group in NO_VALUE else f'n={n}'})" for group, n in zip(small["group"], small["n"]))
+        excluded = ", ".join(
+            f"{group} ({'no value' if group in NO_VALUE else f'n={n}'})" for group, n in zip(small["group"], small["n"])
+        )
         few = kept[kept["buyers"] < min_buyers] if "buyers" in kept.columns else kept.iloc[:0]
         for metric in metrics:
             by_buyers = metric in BUYER_METRICS and len(few)
@@ -213,17 +288,41 @@ def disparities(table: pd.DataFrame, metrics: Sequence[str] = ("selection_rate",
             ratio = _ratio(values[low], values[high]) if low is not None else np.nan
             difference = values.get(high, np.nan) - values.get(low, np.nan)
             flagged = difference > gaps[metric] if metric in gaps else ratio < threshold
-            rows.append({"attribute": attribute, "metric": metric, "groups_compared": len(values),
-                         "min_group": low, "min_value": values.get(low, np.nan), "max_group": high, "max_value": values.get(high, np.nan),
-                         "ratio": ratio, "difference": difference, "below_threshold": bool(flagged),
-                         "rule": f"difference > {gaps[metric]:g}" if metric in gaps else f"ratio < {threshold:g}",
-                         "excluded_groups": excluded, "undefined_groups": ", ".join(kept.index[kept[metric].isna()]),
-                         "few_buyer_groups": ", ".join(f"{g} ({b} buyers)" for g, b in zip(few.index, few["buyers"])) if by_buyers else ""})
+            rows.append(
+                {
+                    "attribute": attribute,
+                    "metric": metric,
+                    "groups_compared": len(values),
+                    "min_group": low,
+                    "min_value": values.get(low, np.nan),
+                    "max_group": high,
+                    "max_value": values.get(high, np.nan),
+                    "ratio": ratio,
+                    "difference": difference,
+                    "below_threshold": bool(flagged),
+                    "rule": f"difference > {gaps[metric]:g}" if metric in gaps else f"ratio < {threshold:g}",
+                    "excluded_groups": excluded,
+                    "undefined_groups": ", ".join(kept.index[kept[metric].isna()]),
+                    "few_buyer_groups": ", ".join(f"{g} ({b} buyers)" for g, b in zip(few.index, few["buyers"]))
+                    if by_buyers
+                    else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def ratio_intervals(y: Sequence, p: Sequence, groups: pd.DataFrame, target_share: float, *, n_boot: int, seed: int,
-                    min_group_size: int = 100, min_buyers: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+def ratio_intervals(
+    y: Sequence,
+    p: Sequence,
+    groups: pd.DataFrame,
+    target_share: float,
+    *,
+    n_boot: int,
+    seed: int,
+    min_group_size: int = 100,
+    min_buyers: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """Bootstrap intervals (customers resampled) for the min/max ratios of selection rate and true-positive rate.
 
     Each resample re-targets its own top `target_share`; the groups compared are those the full
@@ -242,7 +341,10 @@ def ratio_intervals(y: Sequence, p: Sequence, groups: pd.DataFrame, target_share
     rows = []
     for attribute in groups.columns:
         codes, names = pd.factorize(groups[attribute].to_numpy(dtype=str))
-        size, buyers = np.bincount(codes, minlength=len(names)), np.bincount(codes, weights=labels, minlength=len(names))
+        size, buyers = (
+            np.bincount(codes, minlength=len(names)),
+            np.bincount(codes, weights=labels, minlength=len(names)),
+        )
         valued = (size >= min_group_size) & ~np.isin(names, NO_VALUE)
         eligible = {"selection_rate": valued, "true_positive_rate": valued & (buyers >= min_buyers)}
         ratios: dict[str, list[float]] = {metric: [] for metric in eligible}
@@ -262,48 +364,115 @@ def ratio_intervals(y: Sequence, p: Sequence, groups: pd.DataFrame, target_share
         for metric, values in ratios.items():
             finite = np.asarray(values, dtype=float)
             finite = finite[np.isfinite(finite)]
-            low, high = (np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan))
+            low, high = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
             rows.append({"attribute": attribute, "metric": metric, "ci_low": float(low), "ci_high": float(high)})
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
-# Does personalization help every group?
-# --------------------------------------------------------------------------------------------
-def uplift_by_group(visits: pd.DataFrame, groups: pd.DataFrame, attribute: str, *, n_boot: int = 1000, seed: int = 0,
-                    min_sessions: int = 200) -> pd.DataFrame:
-    """Conversion per arm and relative uplift (customer-clustered bootstrap CI) per group of `attribute`.
+INTERVALS = ("below", "straddles", "above", "")  #: where a ratio's interval lies against the threshold
 
-    visits needs customer_id, arm, purchased (or converted) and revenue; groups is indexed by
-    customer_id. Visits of customers absent from groups form the group "(not in groups)". A
-    group with fewer than `min_sessions` sessions in either arm gets NaN uplift and a note.
+
+def interval_verdict(ci_low: float, ci_high: float, threshold: float) -> str:
+    """Where a bootstrap interval of a ratio lies against `threshold`: "below" (the whole interval, so the flag is
+    clear), "above" (the whole interval), "straddles" (the flag could be noise), "" (no interval)."""
+    if pd.isna(ci_low) or pd.isna(ci_high):
+        return ""
+    if ci_high < threshold:
+        return "below"
+    return "above" if ci_low >= threshold else "straddles"
+
+
+def group_disparities(
+    y: Sequence, p: Sequence, groups: pd.DataFrame, settings: FairnessSettings, *, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`subgroup_metrics` and `disparities` under the settings' rules, with each ratio's bootstrap interval
+    (`ratio_intervals`: ci_low, ci_high) and where it lies against the threshold (`interval`: `interval_verdict`)."""
+    table = subgroup_metrics(y, p, groups, settings.target_share)
+    disparity = disparities(
+        table,
+        threshold=settings.disparity_threshold,
+        min_group_size=settings.min_group_size,
+        min_buyers=settings.min_buyers,
+        gaps=settings.gaps,
+    )
+    intervals = ratio_intervals(
+        y,
+        p,
+        groups,
+        settings.target_share,
+        n_boot=settings.bootstrap,
+        seed=seed,
+        min_group_size=settings.min_group_size,
+        min_buyers=settings.min_buyers,
+    )
+    disparity = disparity.merge(intervals, on=["attribute", "metric"], how="left")
+    disparity["interval"] = [
+        interval_verdict(low, high, settings.disparity_threshold)
+        for low, high in zip(disparity["ci_low"], disparity["ci_high"])
+    ]
+    return table, disparity
+
+
+def calibration_direction(ratio: float, tolerance: float = 0.1) -> str:
+    """Mean score against purchase rate: "under" (ratio below 1 - tolerance), "over" (above 1 + tolerance),
+    "calibrated" in between, "undefined" without a ratio (no buyer)."""
+    if pd.isna(ratio):
+        return "undefined"
+    return "under" if ratio < 1 - tolerance else ("over" if ratio > 1 + tolerance else "calibrated")
+
+
+def calibration_reading(
+    table: pd.DataFrame,
+    training_labels: Sequence,
+    *,
+    min_group_size: int = 100,
+    min_buyers: int = 0,
+    tolerance: float = 0.1,
+    gap: float = 0.2,
+) -> dict[str, Any]:
+    """Is the champion calibrated in the large, is every group off the same way, and did the purchase rate move?
+
+    From `subgroup_metrics`: ratio, mean_score and base_rate overall, direction (`calibration_direction`);
+    over the groups with a value, at least `min_group_size` customers and `min_buyers` buyers:
+    groups, same_direction (how many are off the same way as the whole), every_group (all of
+    them), group_min and group_max (their calibration ratios), alike (every group, and their
+    ratios within `gap` of each other: the calibration gap rule). training_rate: the purchase rate
+    of `training_labels` (the snapshots the model learned from); rate_shift: "rose", "fell" or
+    "steady" from there to the test snapshot (relative change beyond `tolerance`); explained: the
+    scores are off the way a moved purchase rate pushes them (low after a rise, high after a fall).
     """
-    if attribute not in groups.columns:
-        raise ValueError(f"attribute {attribute!r} is not a column of groups {list(groups.columns)}; pick one of those")
-    visits = visits if "converted" in visits.columns else visits.rename(columns={"purchased": "converted"})
-    if min_sessions < 1:
-        raise ValueError(f"min_sessions must be at least 1, got {min_sessions}")
-    missing = [column for column in abtest.SESSION_COLUMNS if column not in visits.columns]
-    if missing:
-        raise ValueError(f"visits is missing columns {missing}; it needs customer_id, arm, purchased (or converted) and revenue")
-    sessions = visits.loc[:, list(abtest.SESSION_COLUMNS)]
-    labels = sessions["customer_id"].map(groups[attribute]).astype(object)
-    sessions = sessions.assign(group=labels.where(labels.notna(), UNMATCHED).astype(str))
-    rows = []
-    for group, part in sessions.groupby("group", sort=True):
-        per_arm = part["arm"].value_counts().reindex(list(abtest.ARMS), fill_value=0)
-        row = {"attribute": attribute, "group": group, "customers": part["customer_id"].nunique(),
-               **{f"sessions_{arm}": int(per_arm[arm]) for arm in abtest.ARMS}}
-        if per_arm.min() < min_sessions:
-            row["note"] = f"fewer than {min_sessions} sessions in an arm; uplift not estimated"
-        else:
-            result = abtest.uplift(part, metric="conversion_rate", n_boot=n_boot, seed=seed)
-            row.update({key: result[key] for key in ("control", "treatment", "relative_uplift", "ci_low", "ci_high", "p_value_two_sided")},
-                       note="" if result["control"] > 0 else "no control conversions; relative uplift undefined")
-        rows.append(row)
-    columns = ["attribute", "group", "customers", "sessions_control", "sessions_treatment", "control", "treatment",
-               "relative_uplift", "ci_low", "ci_high", "p_value_two_sided", "note"]
-    return pd.DataFrame(rows).reindex(columns=columns)
+    overall = table[table["group"] == OVERALL]
+    if overall.empty:
+        raise ValueError("calibration_reading: the table has no overall row; pass the output of subgroup_metrics")
+    overall = overall.iloc[0]
+    direction = calibration_direction(overall["calibration_ratio"], tolerance)
+    compared = table[
+        (table["group"] != OVERALL)
+        & ~table["group"].isin(NO_VALUE)
+        & (table["n"] >= min_group_size)
+        & (table["buyers"] >= min_buyers)
+    ]
+    ratios = compared["calibration_ratio"].dropna()
+    same = int(sum(calibration_direction(ratio, tolerance) == direction for ratio in ratios))
+    labels = pd.Series(np.asarray(training_labels, dtype=float)).dropna()
+    training_rate = float(labels.mean()) if len(labels) else float("nan")
+    change = overall["base_rate"] / training_rate if training_rate > 0 else float("nan")
+    shift = "rose" if change > 1 + tolerance else ("fell" if change < 1 - tolerance else "steady")
+    return {
+        "ratio": float(overall["calibration_ratio"]),
+        "mean_score": float(overall["mean_score"]),
+        "base_rate": float(overall["base_rate"]),
+        "direction": direction,
+        "groups": int(len(ratios)),
+        "same_direction": same,
+        "every_group": bool(len(ratios)) and same == len(ratios),
+        "alike": bool(len(ratios)) and same == len(ratios) and float(ratios.max() - ratios.min()) <= gap,
+        "group_min": float(ratios.min()) if len(ratios) else float("nan"),
+        "group_max": float(ratios.max()) if len(ratios) else float("nan"),
+        "training_rate": training_rate,
+        "rate_shift": shift if not pd.isna(change) else "unknown",
+        "explained": (direction, shift) in (("under", "rose"), ("over", "fell")),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,10 +508,54 @@ def mitigation_cost(y: Sequence, p: Sequence, group: Sequence, share: float) -> 
     labels, scores, names = _labels(y), _scores(p), _groups(group)
     _same_length(y=labels, p=scores, group=names)
     rows = {}
-    for policy, chosen in (("single threshold", selected(scores, share)), ("per-group thresholds", equalize_selection(scores, names, share))):
+    for policy, chosen in (
+        ("single threshold", selected(scores, share)),
+        ("per-group thresholds", equalize_selection(scores, names, share)),
+    ):
         precision = _ratio(labels[chosen].sum(), chosen.sum())
-        rows[policy] = {"selected": int(chosen.sum()), "precision": precision, "recall": _ratio(labels[chosen].sum(), labels.sum()),
-                        "lift": _ratio(precision, labels.mean()),
-                        "selection_rate_ratio": demographic_parity_ratio(labels, chosen, sensitive_features=names),
-                        "selection_rate_difference": demographic_parity_difference(labels, chosen, sensitive_features=names)}
+        rows[policy] = {
+            "selected": int(chosen.sum()),
+            "precision": precision,
+            "recall": _ratio(labels[chosen].sum(), labels.sum()),
+            "lift": _ratio(precision, labels.mean()),
+            "selection_rate_ratio": demographic_parity_ratio(labels, chosen, sensitive_features=names),
+            "selection_rate_difference": demographic_parity_difference(labels, chosen, sensitive_features=names),
+        }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")
+
+
+def mitigation_costs(
+    y: Sequence, p: Sequence, groups: pd.DataFrame, share: float, exclude: Sequence[str] = ("device",)
+) -> pd.DataFrame:
+    """`mitigation_cost` per attribute of `groups` except `exclude` (device is behaviour, not owed equal
+    treatment), indexed by (attribute, policy); empty when no attribute is left."""
+    attributes = [attribute for attribute in groups.columns if attribute not in exclude]
+    if not attributes:
+        return pd.DataFrame(
+            columns=["selected", "precision", "recall", "lift", "selection_rate_ratio", "selection_rate_difference"],
+            index=pd.MultiIndex.from_tuples([], names=["attribute", "policy"]),
+        )
+    return pd.concat(
+        {attribute: mitigation_cost(y, p, groups[attribute], share) for attribute in attributes}, names=["attribute"]
+    )
+
+
+def largest_cost(costs: pd.DataFrame) -> dict[str, Any] | None:
+    """The attribute whose per-group thresholds lose the most precision (`mitigation_costs`): attribute,
+    precision and recall under both policies, precision_loss (single minus per-group: 0 or less means
+    equal selection costs no precision for any attribute) and costs_precision (it is above 0). None when
+    there is no attribute."""
+    if costs.empty:
+        return None
+    single, equal = costs.xs("single threshold", level="policy"), costs.xs("per-group thresholds", level="policy")
+    loss = single["precision"] - equal["precision"]
+    worst = loss.idxmax()
+    return {
+        "attribute": str(worst),
+        "precision_single": float(single.at[worst, "precision"]),
+        "precision_equal": float(equal.at[worst, "precision"]),
+        "recall_single": float(single.at[worst, "recall"]),
+        "recall_equal": float(equal.at[worst, "recall"]),
+        "precision_loss": float(loss[worst]),
+        "costs_precision": bool(loss[worst] > 0),
+    }

@@ -1,5 +1,5 @@
-"""Tests for atelier.datachecks: every injected problem is caught as expected, nothing else is, and the
-reports of caught data are gathered correctly."""
+"""Tests for atelier.robustness.datachecks: every injected problem is caught as expected, nothing else is, and the
+reports of caught data are gathered correctly (the fault catalog itself: tests/unit/data/test_faults.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import pandas as pd
 import pytest
 
 from atelier.core import paths
-from atelier.data import validate
+from atelier.data import faults, validate
 from atelier.replay.engine import EngineSettings
 from atelier.robustness import datachecks
 from atelier.robustness.datachecks import (
     gather_reports,
-    inject,
-    reason_classes,
     run_demo,
     schema_demo,
     schema_scenarios,
@@ -32,25 +30,46 @@ def valid_tables() -> dict[str, pd.DataFrame]:
     """A small valid shop (60 customers, 400 orders, 300 sessions of 4 events), typed as validate leaves it."""
     rng = np.random.default_rng(7)
     start = pd.Timestamp("2025-01-01")
-    customers = pd.DataFrame({"customer_id": np.arange(1, 61), "signup_at": start - pd.to_timedelta(rng.integers(1, 900, 60), unit="D"),
-                              "region": rng.choice(["north", "south"], 60)})
-    products = pd.DataFrame({"product_id": np.arange(1, 11), "category": rng.choice(["dresses", "shoes"], 10), "price": rng.uniform(10, 90, 10).round(2)})
-    orders = pd.DataFrame({
-        "customer_id": rng.integers(1, 61, 400), "order_id": np.arange(1, 401),
-        "ordered_at": start + pd.to_timedelta(np.sort(rng.integers(0, 180 * 86_400_000, 400)), unit="ms"),
-        "amount": rng.uniform(5, 200, 400).round(2), "quantity": rng.integers(1, 4, 400),
-    })
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, 61),
+            "signup_at": start - pd.to_timedelta(rng.integers(1, 900, 60), unit="D"),
+            "region": rng.choice(["north", "south"], 60),
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "product_id": np.arange(1, 11),
+            "category": rng.choice(["dresses", "shoes"], 10),
+            "price": rng.uniform(10, 90, 10).round(2),
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, 61, 400),
+            "order_id": np.arange(1, 401),
+            "ordered_at": start + pd.to_timedelta(np.sort(rng.integers(0, 180 * 86_400_000, 400)), unit="ms"),
+            "amount": rng.uniform(5, 200, 400).round(2),
+            "quantity": rng.integers(1, 4, 400),
+        }
+    )
     session_start = start + pd.to_timedelta(np.sort(rng.integers(0, 180 * 86_400, 300)), unit="s")
-    events = pd.DataFrame({
-        "event_id": np.arange(1, 1201), "customer_id": np.repeat(rng.integers(1, 61, 300), 4),
-        "session_id": np.repeat(np.arange(1, 301), 4),
-        "ts": np.repeat(session_start, 4) + pd.to_timedelta(np.tile(np.arange(4) * 30, 300), unit="s"),
-        "event_type": rng.choice(["product_view", "add_to_cart", "purchase"], 1200, p=[0.8, 0.15, 0.05]),
-        "product_id": rng.integers(1, 11, 1200), "device": rng.choice(["mobile", "desktop"], 1200),
-        "dwell_seconds": rng.uniform(1, 90, 1200).round(1),
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": np.arange(1, 1201),
+            "customer_id": np.repeat(rng.integers(1, 61, 300), 4),
+            "session_id": np.repeat(np.arange(1, 301), 4),
+            "ts": np.repeat(session_start, 4) + pd.to_timedelta(np.tile(np.arange(4) * 30, 300), unit="s"),
+            "event_type": rng.choice(["product_view", "add_to_cart", "purchase"], 1200, p=[0.8, 0.15, 0.05]),
+            "product_id": rng.integers(1, 11, 1200),
+            "device": rng.choice(["mobile", "desktop"], 1200),
+            "dwell_seconds": rng.uniform(1, 90, 1200).round(1),
+        }
+    )
     raw = {"orders": orders, "events": events, "customers": customers, "products": products}
-    result = validate.validate_tables(raw, valid_from=pd.Timestamp("2000-01-01"), valid_until=pd.Timestamp.now(), max_bad_value_share=0.5)
+    result = validate.validate_tables(
+        raw, valid_from=pd.Timestamp("2000-01-01"), valid_until=pd.Timestamp.now(), max_bad_value_share=0.5
+    )
     assert all(len(q) == 0 for q in result.quarantine.values())
     return result.tables
 
@@ -63,49 +82,6 @@ def tables() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def demo(tables, tmp_path_factory) -> pd.DataFrame:
     return run_demo(tables, PARAMS, tmp_path_factory.mktemp("demo"), seed=3, per_problem=PER_PROBLEM)
-
-
-# --------------------------------------------------------------------------------------------
-# inject
-
-
-def test_inject_corrupts_a_copy_on_disjoint_seeded_rows(tables):
-    before = {name: frame.copy() for name, frame in tables.items()}
-    corrupted, manifest = inject(tables, seed=1, per_problem=PER_PROBLEM)
-    for name in tables:
-        pd.testing.assert_frame_equal(tables[name], before[name])  # the input is untouched
-        assert len(corrupted[name]) == len(tables[name])
-    assert set(manifest["table"]) == {"orders", "events"}
-    assert len(manifest) == len(datachecks.PROBLEMS["orders"]) + len(datachecks.PROBLEMS["events"])
-    assert (manifest["rows_injected"] == PER_PROBLEM).all()
-    for _, group in manifest.groupby("table"):
-        rows = [r for positions in group["positions"] for r in positions]
-        assert len(rows) == len(set(rows)) == PER_PROBLEM * len(group)
-    again = inject(tables, seed=1, per_problem=PER_PROBLEM)[1]
-    assert again["positions"].tolist() == manifest["positions"].tolist()
-    assert inject(tables, seed=2, per_problem=PER_PROBLEM)[1]["positions"].tolist() != manifest["positions"].tolist()
-
-
-def test_inject_without_optional_tables_skips_their_problems(tables):
-    corrupted, manifest = inject({"orders": tables["orders"]}, seed=1, per_problem=5)
-    assert set(manifest["table"]) == {"orders"}
-    assert "unknown customer" not in set(manifest["problem"])  # needs the customers table
-
-
-@pytest.mark.parametrize("per_problem", [0, -3, 2.5, True])
-def test_inject_rejects_bad_per_problem(tables, per_problem):
-    with pytest.raises(ValueError, match="per_problem"):
-        inject(tables, seed=1, per_problem=per_problem)
-
-
-def test_inject_says_when_the_table_is_too_small(tables):
-    with pytest.raises(ValueError, match="orders: 400 rows are available.*lower per_problem"):
-        inject(tables, seed=1, per_problem=60)
-
-
-def test_inject_needs_orders():
-    with pytest.raises(ValueError, match="orders"):
-        inject({"events": pd.DataFrame()}, seed=1, per_problem=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,14 +111,17 @@ def test_no_untouched_row_is_quarantined_and_collateral_is_explained(demo):
     # Each unknown-customer event sits in its own 4-event session: the 3 others go with it.
     assert collateral[("events", "unknown customer")] == 3 * PER_PROBLEM
     assert collateral.drop(("events", "unknown customer")).eq(0).all()
-    assert controls.loc["events", "injected"] == 1200 - len(datachecks.PROBLEMS["events"]) * PER_PROBLEM
+    event_faults = sum(fault.table == "events" for fault in faults.FAULTS)
+    assert controls.loc["events", "injected"] == 1200 - event_faults * PER_PROBLEM
 
 
 def test_orders_and_customers_with_text_ids(tables, tmp_path):
     """No events (so no events problems), and customer ids that are text: the same problems are caught."""
     as_text = lambda ids: "C" + ids.astype(str).str.zfill(4)  # noqa: E731
-    shop = {"orders": tables["orders"].assign(customer_id=as_text(tables["orders"]["customer_id"])),
-            "customers": tables["customers"].assign(customer_id=as_text(tables["customers"]["customer_id"]))}
+    shop = {
+        "orders": tables["orders"].assign(customer_id=as_text(tables["orders"]["customer_id"])),
+        "customers": tables["customers"].assign(customer_id=as_text(tables["customers"]["customer_id"])),
+    }
     demo = run_demo(shop, PARAMS, tmp_path, seed=4, per_problem=5)
     assert demo["table"].tolist() == ["orders"] * 8 + ["customers"]
     assert demo["missed"].dropna().eq(0).all() and demo["caught"].iloc[:7].eq(5).all()
@@ -170,8 +149,14 @@ def test_stream_demo_counts_each_problem_exactly_and_the_books_balance(tables):
     assert (counts["counted"] == PER_PROBLEM).all(), counts.to_string()
     assert (counts["missed"] == 0).all()
     n = len(tables["events"])
-    assert books == {"received": n + PER_PROBLEM, "applied": n - 3 * PER_PROBLEM, "duplicates": PER_PROBLEM,
-                     "late": PER_PROBLEM, "malformed": 2 * PER_PROBLEM, "balanced": True}
+    assert books == {
+        "received": n + PER_PROBLEM,
+        "applied": n - 3 * PER_PROBLEM,
+        "duplicates": PER_PROBLEM,
+        "late": PER_PROBLEM,
+        "malformed": 2 * PER_PROBLEM,
+        "balanced": True,
+    }
 
 
 def test_stream_demo_rejects_bad_arguments(tables):
@@ -187,29 +172,36 @@ def test_stream_demo_rejects_bad_arguments(tables):
 # gather_reports
 
 
-def test_reason_classes_split_joined_reasons_and_match_validate_json():
-    assert reason_classes("missing customer_id; amount is negative") == ["missing customer_id", "amount is negative"]
-    assert reason_classes("amount is not a number: 'a; b'") == ["unparseable amount"]
-    assert reason_classes("ordered_at is after 2026-01-01 (in the future); unknown customer_id (not in customers)") == [
-        "timestamp in the future", "unknown customer_id"]
-    assert reason_classes("duplicate order_id (first occurrence kept)") == ["duplicate order_id"]
-
-
-def _quarantine(reasons: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({"order_id": [str(i) for i in range(len(reasons))], "reason": pd.Series(reasons, dtype="string"),
-                         "source_row": np.arange(1, len(reasons) + 1)})
+def _quarantine(classes: list[list[str]]) -> pd.DataFrame:
+    """A quarantine table as validate writes it: the reason for people, the classes validate.json counts."""
+    return pd.DataFrame(
+        {
+            "order_id": [str(i) for i in range(len(classes))],
+            "reason": pd.Series(["; ".join(c) for c in classes], dtype="string"),
+            "reason_classes": pd.Series(classes, dtype=object),
+            "source_row": np.arange(1, len(classes) + 1),
+        }
+    )
 
 
 def test_gather_reports_counts_each_reason_of_each_source(tmp_path):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "data" / "quarantine").mkdir(parents=True)
     (tmp_path / "data" / "replay").mkdir()
-    report = {"tables": {"orders": {"reasons": {"missing customer_id": 2, "amount is negative": 1}}, "customers": {"reasons": {}}}}
+    report = {
+        "tables": {
+            "orders": {"reasons": {"missing customer_id": 2, "amount is negative": 1}},
+            "customers": {"reasons": {}},
+        }
+    }
     (tmp_path / "metrics" / "validate.json").write_text(json.dumps(report))
-    _quarantine(["missing customer_id; amount is negative", "missing customer_id"]).to_parquet(tmp_path / "data/quarantine/orders.parquet")
+    _quarantine([["missing customer_id", "amount is negative"], ["missing customer_id"]]).to_parquet(
+        tmp_path / "data/quarantine/orders.parquet"
+    )
     _quarantine([]).to_parquet(tmp_path / "data/quarantine/customers.parquet")
-    pd.DataFrame({"record": ["event", "event", "order"], "reason": ["missing customer_id", "late: older", "late: older"]}).to_parquet(
-        tmp_path / "data/replay/dead_letters.parquet")
+    pd.DataFrame(
+        {"record": ["event", "event", "order"], "reason": ["missing customer_id", "late: older", "late: older"]}
+    ).to_parquet(tmp_path / "data/replay/dead_letters.parquet")
     books = {"received": 20, "applied": 15, "duplicates": 2, "late": 2, "malformed": 1, "balanced": True}
     (tmp_path / "metrics" / "replay.json").write_text(json.dumps({"books": books}))
 
@@ -229,12 +221,26 @@ def test_gather_reports_counts_each_reason_of_each_source(tmp_path):
     assert by_source.nunique() == 1
     # A count above 0 is a problem found; the stream's received and applied totals are not.
     flagged = reports.set_index(["source", "reason"])["flagged"]
-    assert flagged[("metrics/validate.json", "missing customer_id")] and not flagged[("metrics/validate.json", "nothing quarantined")]
-    assert not flagged[("metrics/replay.json (books)", "received")] and not flagged[("metrics/replay.json (books)", "applied")]
+    assert (
+        flagged[("metrics/validate.json", "missing customer_id")]
+        and not flagged[("metrics/validate.json", "nothing quarantined")]
+    )
+    assert (
+        not flagged[("metrics/replay.json (books)", "received")]
+        and not flagged[("metrics/replay.json (books)", "applied")]
+    )
     assert flagged[("metrics/replay.json (books)", "malformed")]
     totals = reports["reason"].isin(["received", "applied"]) & (reports["stage"] == "replay")
     assert (reports["flagged"] == ((reports["rows"] > 0) & ~totals)).all()
     assert reports["flagged"].sum() == 10  # 2 reasons by two validate sources, 3 dead-letter groups, 3 books counters
+
+
+def test_gather_reports_needs_the_quarantine_reason_classes(tmp_path):
+    path = tmp_path / paths.QUARANTINE_DIR / "orders.parquet"
+    path.parent.mkdir(parents=True)
+    _quarantine([["missing customer_id"]]).drop(columns="reason_classes").to_parquet(path)  # an older validate's file
+    with pytest.raises(validate.DataContractError, match="no 'reason_classes' column.*dvc repro validate"):
+        gather_reports(tmp_path)
 
 
 def test_gather_reports_skips_and_lists_missing_sources(tmp_path):
@@ -243,13 +249,23 @@ def test_gather_reports_skips_and_lists_missing_sources(tmp_path):
     (tmp_path / "metrics" / "validate.json").write_text(json.dumps(report))
     reports = gather_reports(tmp_path)
     assert reports[["table", "reason", "rows"]].values.tolist() == [["orders", "nothing quarantined", 0]]
-    assert reports.attrs["missing"] == ["data/quarantine/orders.parquet", "metrics/prep.json", "metrics/model.json",
-                                        "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
+    assert reports.attrs["missing"] == [
+        "data/quarantine/orders.parquet",
+        "metrics/prep.json",
+        "metrics/model.json",
+        "data/replay/dead_letters.parquet",
+        "metrics/replay.json (books)",
+    ]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert gather_reports(empty).attrs["missing"] == [
-        "metrics/validate.json", "data/quarantine/*.parquet", "metrics/prep.json", "metrics/model.json",
-        "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
+        "metrics/validate.json",
+        "data/quarantine/*.parquet",
+        "metrics/prep.json",
+        "metrics/model.json",
+        "data/replay/dead_letters.parquet",
+        "metrics/replay.json (books)",
+    ]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         gather_reports(tmp_path / "nowhere")
 
@@ -264,12 +280,23 @@ def test_gather_reports_reads_an_empty_dead_letter_file(tmp_path):
 
 def test_gather_reports_covers_the_prep_and_model_stages(tmp_path):
     (tmp_path / "metrics").mkdir()
-    prep = {"cutoffs": {"2025-03-01": {"customers": 40, "label_complete": True}, "2025-02-01": {"customers": 30, "label_complete": True},
-                        "2025-04-01": {"customers": 50, "label_complete": False}},
-            "skipped_groups": ["device", "dwell"], "missing_share": {"avg_order_value": 0.7}, "prepared_all_finite": False,
-            "imputer": {"name": "iterative", "rounds": 10, "max_iter": 10, "converged": False, "tol": 0.001}}
-    model = {"cv": {"xgboost": {"auc": 0.9, "train_auc": 0.91, "gap": 0.01, "overfitting": False},
-                    "random_forest": {"auc": 0.9, "train_auc": 0.95, "gap": 0.05, "overfitting": True}}}
+    prep = {
+        "cutoffs": {
+            "2025-03-01": {"customers": 40, "label_complete": True},
+            "2025-02-01": {"customers": 30, "label_complete": True},
+            "2025-04-01": {"customers": 50, "label_complete": False},
+        },
+        "skipped_groups": ["device", "dwell"],
+        "missing_share": {"avg_order_value": 0.7},
+        "prepared_all_finite": False,
+        "imputer": {"name": "iterative", "rounds": 10, "max_iter": 10, "converged": False, "tol": 0.001},
+    }
+    model = {
+        "cv": {
+            "xgboost": {"auc": 0.9, "train_auc": 0.91, "gap": 0.01, "overfitting": False},
+            "random_forest": {"auc": 0.9, "train_auc": 0.95, "gap": 0.05, "overfitting": True},
+        }
+    }
     (tmp_path / "metrics" / "prep.json").write_text(json.dumps(prep))
     (tmp_path / "metrics" / "model.json").write_text(json.dumps(model))
 
@@ -285,8 +312,12 @@ def test_gather_reports_covers_the_prep_and_model_stages(tmp_path):
     assert "censored" in labels["reason"].iloc[2]
     # Skipped groups, an imputer cut off at its cap and non-finite values are yes/no checks: flagged, with no row count.
     others = prep_rows.iloc[3:]
-    assert others["reason"].tolist() == ["feature group 'device' skipped for lack of data", "feature group 'dwell' skipped for lack of data",
-                                         "iterative imputer stopped at its cap (10 of 10 rounds)", "non-finite prepared values"]
+    assert others["reason"].tolist() == [
+        "feature group 'device' skipped for lack of data",
+        "feature group 'dwell' skipped for lack of data",
+        "iterative imputer stopped at its cap (10 of 10 rounds)",
+        "non-finite prepared values",
+    ]
     assert others["rows"].isna().all() and others["flagged"].all()
     # Missing feature values are by design (imputed), not a caught problem: no row for them.
     assert not reports["reason"].str.contains("avg_order_value").any()
@@ -299,14 +330,46 @@ def test_gather_reports_covers_the_prep_and_model_stages(tmp_path):
 
 def test_gather_reports_says_when_prep_found_nothing(tmp_path):
     (tmp_path / "metrics").mkdir()
-    prep = {"cutoffs": {"2025-03-01": {"customers": 40, "label_complete": True}}, "skipped_groups": [], "prepared_all_finite": True,
-            "imputer": {"name": "iterative", "rounds": 4, "max_iter": 10, "converged": True, "tol": 0.001}}
+    prep = {
+        "cutoffs": {"2025-03-01": {"customers": 40, "label_complete": True}},
+        "skipped_groups": [],
+        "prepared_all_finite": True,
+        "imputer": {"name": "iterative", "rounds": 4, "max_iter": 10, "converged": True, "tol": 0.001},
+    }
     (tmp_path / "metrics" / "prep.json").write_text(json.dumps(prep))
     reports = gather_reports(tmp_path)
     assert reports[["reason", "flagged"]].values.tolist() == [
-        ["label window complete", False], ["no feature group skipped", False], ["iterative imputer converged (4 of 10 rounds)", False],
-        ["every prepared value finite", False]]
+        ["label window complete", False],
+        ["no feature group skipped", False],
+        ["iterative imputer converged (4 of 10 rounds)", False],
+        ["every prepared value finite", False],
+    ]
     knn = {**prep, "imputer": {"name": "knn"}}  # one-pass imputers have nothing to converge: no row
     (tmp_path / "metrics" / "prep.json").write_text(json.dumps(knn))
     assert not gather_reports(tmp_path)["table"].eq("imputer").any()
-    assert reports.attrs["missing"][-3:] == ["metrics/model.json", "data/replay/dead_letters.parquet", "metrics/replay.json (books)"]
+    assert reports.attrs["missing"][-3:] == [
+        "metrics/model.json",
+        "data/replay/dead_letters.parquet",
+        "metrics/replay.json (books)",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# flags_by_stage
+
+
+def test_flags_by_stage_lists_each_stages_flags_with_their_rows():
+    caught = pd.DataFrame(
+        {
+            "stage": ["validate", "validate", "model", "replay", "replay"],
+            "table": ["orders", "events", "random_forest", "events", "stream"],
+            "reason": ["nothing quarantined", "nothing quarantined", "overfitting", "late", "malformed"],
+            "rows": pd.array([0, 0, pd.NA, 1, 2_500], dtype="Int64"),
+            "flagged": [False, False, True, True, True],
+        }
+    )
+    flags = datachecks.flags_by_stage(caught)
+    assert list(flags) == ["validate", "model", "replay"]  # the table's order, not alphabetical
+    assert flags["validate"] == (2, []) and flags["model"] == (1, ["random_forest: overfitting"])
+    assert flags["replay"] == (2, ["events: late (1 row)", "stream: malformed (2,500 rows)"])
+    assert datachecks.flags_by_stage(caught.iloc[:0]) == {}

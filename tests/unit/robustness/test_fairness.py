@@ -1,4 +1,4 @@
-"""Tests for atelier.fairness: per-group metrics, disparities, uplift per group and the cost of equal targeting.
+"""Tests for atelier.robustness.fairness: per-group metrics, disparities, calibration and the cost of equal targeting.
 
 Synthetic customers with known structure: a group whose scores are shifted up, groups drawn
 independently of the scores, a group with a higher true propensity, conversions planted
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, selection_rate
 
+from atelier.core.config import ParamsError
 from atelier.robustness import fairness as fair
 
 
@@ -28,7 +29,9 @@ def customers(seed: int, n: int = 20_000, shift: float = 0.0) -> tuple[np.ndarra
 
 
 def row(table: pd.DataFrame, attribute: str, group: str, metric: str | None = None):
-    found = table[(table["attribute"] == attribute) & ((table["group"] if "group" in table else table["metric"]) == group)]
+    found = table[
+        (table["attribute"] == attribute) & ((table["group"] if "group" in table else table["metric"]) == group)
+    ]
     assert len(found) == 1
     return found.iloc[0] if metric is None else found.iloc[0][metric]
 
@@ -37,24 +40,39 @@ def row(table: pd.DataFrame, attribute: str, group: str, metric: str | None = No
 # Groups
 # --------------------------------------------------------------------------------------------
 def test_primary_device_breaks_ties_in_device_order_and_marks_rows_without_visits():
-    frame = pd.DataFrame({
-        "share_mobile": [0.5, np.nan, 0.0, 0.2, np.nan, 0.1],
-        "share_desktop": [0.5, np.nan, 0.0, 0.3, 0.4, 0.1],
-        "share_tablet": [0.0, np.nan, 0.0, 0.5, 0.4, 0.8],
-    }, index=[10, 11, 12, 13, 14, 15])
+    frame = pd.DataFrame(
+        {
+            "share_mobile": [0.5, np.nan, 0.0, 0.2, np.nan, 0.1],
+            "share_desktop": [0.5, np.nan, 0.0, 0.3, 0.4, 0.1],
+            "share_tablet": [0.0, np.nan, 0.0, 0.5, 0.4, 0.8],
+        },
+        index=[10, 11, 12, 13, 14, 15],
+    )
     device = fair.primary_device(frame)
     assert device.tolist() == ["mobile", "no visits", "no visits", "tablet", "desktop", "tablet"]
     assert device.index.tolist() == [10, 11, 12, 13, 14, 15]
-    assert fair.primary_device(frame[["share_desktop"]]).tolist() == ["desktop", "no visits", "no visits", "desktop", "desktop", "desktop"]
+    assert fair.primary_device(frame[["share_desktop"]]).tolist() == [
+        "desktop",
+        "no visits",
+        "no visits",
+        "desktop",
+        "desktop",
+        "desktop",
+    ]
     with pytest.raises(ValueError, match="share_mobile.*share_tablet"):
         fair.primary_device(frame.rename(columns=str.upper))
 
 
 def test_group_columns_marks_missing_values_and_skips_absent_attributes():
-    snapshot = pd.DataFrame({
-        "gender": pd.array(["female", None, "male"], dtype="string"),
-        "share_mobile": [0.9, np.nan, 0.1], "share_desktop": [0.1, np.nan, 0.9], "share_tablet": [0.0, np.nan, 0.0],
-    }, index=pd.Index([1, 2, 3], name="customer_id"))
+    snapshot = pd.DataFrame(
+        {
+            "gender": pd.array(["female", None, "male"], dtype="string"),
+            "share_mobile": [0.9, np.nan, 0.1],
+            "share_desktop": [0.1, np.nan, 0.9],
+            "share_tablet": [0.0, np.nan, 0.0],
+        },
+        index=pd.Index([1, 2, 3], name="customer_id"),
+    )
     groups, skipped = fair.group_columns(snapshot)
     assert list(groups.columns) == ["gender", "device"] and skipped == ["age_band", "region"]
     assert groups["gender"].tolist() == ["female", "(missing)", "male"]
@@ -92,7 +110,11 @@ def test_subgroup_metrics_match_hand_counts():
     assert left["calibration_ratio"] == pytest.approx(0.5 / 0.5)
     assert right["selection_rate"] == 0.0 and right["true_positive_rate"] == 0.0 and math.isnan(right["precision"])
     assert right["auc"] == 1.0 and right["calibration_ratio"] == pytest.approx(0.5 / 0.25)
-    assert overall["n"] == 8 and overall["selection_rate"] == 0.25 and overall["true_positive_rate"] == pytest.approx(1 / 3)
+    assert (
+        overall["n"] == 8
+        and overall["selection_rate"] == 0.25
+        and overall["true_positive_rate"] == pytest.approx(1 / 3)
+    )
 
 
 def test_single_class_group_gets_nan_auc_without_raising():
@@ -101,7 +123,9 @@ def test_single_class_group_gets_nan_auc_without_raising():
     labels = np.where(groups["colour"] == "none", 0, labels)
     table = fair.subgroup_metrics(labels, scores, groups, target_share=0.1)
     assert math.isnan(row(table, "colour", "none", "auc"))
-    assert row(table, "colour", "none", "buyers") == 0 and math.isnan(row(table, "colour", "none", "true_positive_rate"))
+    assert row(table, "colour", "none", "buyers") == 0 and math.isnan(
+        row(table, "colour", "none", "true_positive_rate")
+    )
     assert 0.5 < row(table, "colour", "red", "auc") < 1.0
     auc = row(fair.disparities(table, min_group_size=1), "colour", "auc")
     assert auc["undefined_groups"] == "none" and auc["groups_compared"] == 2 and not math.isnan(auc["ratio"])
@@ -126,7 +150,9 @@ def test_groups_independent_of_scores_do_not_flag_and_ratios_match_fairlearn():
     flags = fair.disparities(table)
     assert not flags["below_threshold"].any()
     assert (flags["ratio"] > 0.85).all()
-    frame = MetricFrame(metrics=selection_rate, y_true=labels, y_pred=fair.selected(scores, 0.1), sensitive_features=groups["colour"])
+    frame = MetricFrame(
+        metrics=selection_rate, y_true=labels, y_pred=fair.selected(scores, 0.1), sensitive_features=groups["colour"]
+    )
     assert row(flags, "colour", "selection_rate", "ratio") == pytest.approx(frame.ratio())
     assert row(flags, "colour", "selection_rate", "difference") == pytest.approx(frame.difference())
 
@@ -167,42 +193,12 @@ def test_mitigation_cost_shows_equal_selection_and_its_price_in_precision():
     single, equal = cost.loc["single threshold"], cost.loc["per-group thresholds"]
     assert single["selection_rate_ratio"] < 0.5 and equal["selection_rate_ratio"] > 0.99
     assert single["selected"] == equal["selected"] == 2_000
-    assert equal["precision"] < single["precision"] and equal["recall"] < single["recall"] and equal["lift"] < single["lift"]
+    assert (
+        equal["precision"] < single["precision"]
+        and equal["recall"] < single["recall"]
+        and equal["lift"] < single["lift"]
+    )
     assert single["lift"] == pytest.approx(single["precision"] / labels.mean())
-
-
-# --------------------------------------------------------------------------------------------
-# Uplift per group
-# --------------------------------------------------------------------------------------------
-def planted_visits(rng: np.random.Generator, first_id: int, customers_per_arm: int, rates: dict[str, float]) -> pd.DataFrame:
-    """Five sessions per customer; exactly rate * sessions convert in each arm."""
-    frames = []
-    for offset, (arm, rate) in enumerate(rates.items()):
-        total = customers_per_arm * 5
-        purchased = np.zeros(total, dtype=bool)
-        purchased[rng.choice(total, size=round(rate * total), replace=False)] = True
-        ids = first_id + offset * customers_per_arm + np.repeat(np.arange(customers_per_arm), 5)
-        frames.append(pd.DataFrame({"customer_id": ids, "arm": arm, "purchased": purchased, "revenue": purchased * 60.0}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def test_uplift_by_group_recovers_a_planted_effect_in_one_group_only():
-    rng = np.random.default_rng(7)
-    visits = pd.concat([
-        planted_visits(rng, 0, 400, {"control": 0.10, "treatment": 0.20}),
-        planted_visits(rng, 1_000, 400, {"control": 0.10, "treatment": 0.10}),
-        planted_visits(rng, 2_000, 4, {"control": 0.10, "treatment": 0.50}),
-        planted_visits(rng, 9_000, 40, {"control": 0.10, "treatment": 0.10}),
-    ])
-    groups = pd.DataFrame({"region": np.repeat(["north", "south", "west"], [800, 800, 8])},
-                          index=np.r_[np.arange(800), 1_000 + np.arange(800), 2_000 + np.arange(8)])
-    result = fair.uplift_by_group(visits, groups, "region", n_boot=200, seed=0, min_sessions=100).set_index("group")
-    assert list(result.index) == ["(not in groups)", "north", "south", "west"]
-    north, south, west = result.loc["north"], result.loc["south"], result.loc["west"]
-    assert north["relative_uplift"] == pytest.approx(1.0) and north["ci_low"] > 0.3
-    assert south["relative_uplift"] == pytest.approx(0.0) and south["ci_low"] < 0 < south["ci_high"]
-    assert (north["sessions_control"], north["customers"]) == (2_000, 800)
-    assert math.isnan(west["relative_uplift"]) and "fewer than 100 sessions" in west["note"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,20 +221,23 @@ def test_bad_inputs_raise_errors_that_name_the_argument():
         fair.subgroup_metrics(labels, scores, groups[[]], 0.1)
     with pytest.raises(ValueError, match="group has missing values"):
         fair.equalize_selection(scores, groups["group"].where(labels > 0), 0.1)
-    with pytest.raises(ValueError, match="attribute 'gender' is not a column of groups"):
-        fair.uplift_by_group(pd.DataFrame(columns=["customer_id", "arm", "purchased", "revenue"]), groups, "gender")
-    with pytest.raises(ValueError, match="visits is missing columns \\['revenue'\\]"):
-        fair.uplift_by_group(pd.DataFrame(columns=["customer_id", "arm", "purchased"]), groups, "group")
     with pytest.raises(ValueError, match="table is missing columns \\['auc'\\]"):
         fair.disparities(pd.DataFrame(columns=["attribute", "group", "n"]), metrics=("auc",))
 
 
 def test_groups_with_few_buyers_cannot_drive_buyer_based_ratios():
-    table = pd.DataFrame({
-        "attribute": ["a"] * 3, "group": ["x", "y", "z"], "n": [500, 500, 500], "buyers": [50, 60, 3],
-        "selection_rate": [0.1, 0.1, 0.02], "true_positive_rate": [0.6, 0.62, 0.0], "auc": [0.8, 0.81, 0.5],
-        "calibration_ratio": [0.9, 0.95, 0.3],
-    })
+    table = pd.DataFrame(
+        {
+            "attribute": ["a"] * 3,
+            "group": ["x", "y", "z"],
+            "n": [500, 500, 500],
+            "buyers": [50, 60, 3],
+            "selection_rate": [0.1, 0.1, 0.02],
+            "true_positive_rate": [0.6, 0.62, 0.0],
+            "auc": [0.8, 0.81, 0.5],
+            "calibration_ratio": [0.9, 0.95, 0.3],
+        }
+    )
     kept = fair.disparities(table, min_group_size=100, min_buyers=10).set_index("metric")
     everyone = fair.disparities(table, min_group_size=100).set_index("metric")
     assert kept.at["calibration_ratio", "ratio"] > 0.9 and everyone.at["calibration_ratio", "ratio"] < 0.4
@@ -247,15 +246,28 @@ def test_groups_with_few_buyers_cannot_drive_buyer_based_ratios():
 
 
 def test_auc_is_judged_by_its_gap_and_valueless_groups_are_never_compared():
-    table = pd.DataFrame({
-        "attribute": ["a"] * 3, "group": ["x", "y", fair.NO_VISITS], "n": [500, 500, 500], "buyers": [50, 60, 40],
-        "selection_rate": [0.10, 0.11, 0.0], "auc": [0.92, 0.76, 0.5],
-    })
+    table = pd.DataFrame(
+        {
+            "attribute": ["a"] * 3,
+            "group": ["x", "y", fair.NO_VISITS],
+            "n": [500, 500, 500],
+            "buyers": [50, 60, 40],
+            "selection_rate": [0.10, 0.11, 0.0],
+            "auc": [0.92, 0.76, 0.5],
+        }
+    )
     result = fair.disparities(table, metrics=("selection_rate", "auc"), gaps={"auc": 0.05}).set_index("metric")
     # 0.76 / 0.92 = 0.83 passes the four-fifths rule, yet a 0.16 AUC gap is large: the gap rule flags it.
-    assert result.at["auc", "ratio"] > 0.8 and result.at["auc", "below_threshold"] and result.at["auc", "rule"] == "difference > 0.05"
+    assert (
+        result.at["auc", "ratio"] > 0.8
+        and result.at["auc", "below_threshold"]
+        and result.at["auc", "rule"] == "difference > 0.05"
+    )
     # "no visits" (selection 0) is listed, not compared: the remaining ratio is 0.10 / 0.11.
-    assert not result.at["selection_rate", "below_threshold"] and "no visits (no value)" in result.at["selection_rate", "excluded_groups"]
+    assert (
+        not result.at["selection_rate", "below_threshold"]
+        and "no visits (no value)" in result.at["selection_rate", "excluded_groups"]
+    )
 
 
 def test_ratio_intervals_cover_the_point_ratio_and_separate_a_planted_gap():
@@ -272,3 +284,143 @@ def test_ratio_intervals_cover_the_point_ratio_and_separate_a_planted_gap():
     assert intervals.at["selection_rate", "ci_high"] < 0.8  # the planted gap is clear, not noise
     equal = fair.ratio_intervals(y, rng.random(n), groups, 0.2, n_boot=200, seed=0).set_index("metric")
     assert equal.at["selection_rate", "ci_high"] > 0.8  # scores unrelated to the group: no clear gap
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, and the facts the report words
+# --------------------------------------------------------------------------------------------
+SECTION = {
+    "attributes": ["gender", "device"],
+    "target_share": 0.1,
+    "disparity_threshold": 0.8,
+    "min_group_size": 100,
+    "min_buyers": 20,
+    "gaps": {"auc": 0.05},
+    "uplift_min_sessions": 200,
+    "bootstrap": 50,
+}
+
+
+def test_settings_from_params_and_their_errors():
+    settings = fair.FairnessSettings.from_params(SECTION)
+    assert settings.attributes == ("gender", "device") and settings.gaps == {"auc": 0.05} and settings.bootstrap == 50
+    assert fair.FairnessSettings.from_params({**SECTION, "gaps": None}).gaps == {}
+    with pytest.raises(ParamsError, match="robustness.fairness: missing key 'bootstrap'"):
+        fair.FairnessSettings.from_params({k: v for k, v in SECTION.items() if k != "bootstrap"})
+    with pytest.raises(ParamsError, match="target_share"):
+        fair.FairnessSettings.from_params({**SECTION, "target_share": 0})
+    with pytest.raises(ParamsError, match="disparity_threshold"):
+        fair.FairnessSettings.from_params({**SECTION, "disparity_threshold": 1.2})
+    with pytest.raises(ParamsError, match="min_group_size"):
+        fair.FairnessSettings.from_params({**SECTION, "min_group_size": 0})
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "where"), [(0.3, 0.6, "below"), (0.7, 0.9, "straddles"), (0.8, 0.95, "above"), (np.nan, np.nan, "")]
+)
+def test_interval_verdict_says_where_the_interval_lies(low, high, where):
+    assert fair.interval_verdict(low, high, 0.8) == where
+
+
+def test_group_disparities_add_each_ratios_interval_and_where_it_lies():
+    labels, scores, groups = customers(seed=9, n=4_000, shift=0.3)
+    settings = fair.FairnessSettings.from_params({**SECTION, "min_buyers": 0})
+    table, disparity = fair.group_disparities(labels, scores, groups, settings, seed=0)
+    assert table.equals(fair.subgroup_metrics(labels, scores, groups, 0.1))
+    shifted = disparity.set_index(["attribute", "metric"]).loc[("group", "selection_rate")]
+    assert shifted["below_threshold"] and shifted["interval"] == "below" and shifted["ci_high"] < 0.8
+    colour = disparity.set_index(["attribute", "metric"]).loc[("colour", "selection_rate")]
+    assert not colour["below_threshold"] and colour["interval"] in ("straddles", "above")
+    assert (disparity.loc[disparity["metric"] == "auc", "interval"] == "").all()  # no bootstrap for a gap rule
+
+
+def calibration_table(
+    overall: tuple[float, float], groups: dict[str, tuple[float, float]], n: int = 500, buyers: int = 30
+) -> pd.DataFrame:
+    """A subgroup_metrics-shaped table: (mean score, purchase rate) overall and per group of one attribute."""
+    rows = [
+        {
+            "attribute": "age_band",
+            "group": name,
+            "n": n,
+            "buyers": buyers,
+            "mean_score": score,
+            "base_rate": rate,
+            "calibration_ratio": score / rate,
+        }
+        for name, (score, rate) in {**groups, fair.OVERALL: overall}.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "direction"),
+    [(0.73, "under"), (0.95, "calibrated"), (1.05, "calibrated"), (1.3, "over"), (np.nan, "undefined")],
+)
+def test_calibration_direction(ratio, direction):
+    assert fair.calibration_direction(ratio) == direction
+
+
+def test_calibration_reading_under_predicted_alike_after_the_purchase_rate_rose():
+    table = calibration_table((0.040, 0.055), {"18-24": (0.05, 0.07), "55+": (0.03, 0.04)})
+    reading = fair.calibration_reading(table, [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, np.nan] * 2)
+    assert reading["direction"] == "under" and reading["every_group"] and reading["alike"]
+    assert reading["group_min"] == pytest.approx(0.714, abs=1e-3) and reading["group_max"] == pytest.approx(0.75)
+    assert reading["training_rate"] == pytest.approx(0.1)
+    assert reading["rate_shift"] == "fell" and reading["explained"] is False  # under-predicted although the rate fell
+    rose = fair.calibration_reading(table, [0] * 49 + [1])
+    assert rose["rate_shift"] == "rose" and rose["explained"] is True
+
+
+def test_calibration_reading_when_groups_differ_or_the_scores_run_high():
+    mixed = calibration_table((0.040, 0.055), {"18-24": (0.05, 0.07), "55+": (0.04, 0.04), "tiny": (0.01, 0.05)})
+    mixed.loc[mixed["group"] == "tiny", "n"] = 10  # too small to count
+    reading = fair.calibration_reading(mixed, [0] * 49 + [1])
+    assert (reading["groups"], reading["same_direction"], reading["every_group"], reading["alike"]) == (
+        2,
+        1,
+        False,
+        False,
+    )
+    spread = calibration_table((0.040, 0.055), {"18-24": (0.02, 0.07), "55+": (0.06, 0.075)})
+    assert fair.calibration_reading(spread, [0] * 49 + [1])["alike"] is False  # every group under, but 0.29 vs 0.80
+    high = fair.calibration_reading(calibration_table((0.08, 0.05), {"a": (0.08, 0.05)}), [0] * 9 + [1])
+    assert high["direction"] == "over" and high["rate_shift"] == "fell" and high["explained"] is True
+    steady = fair.calibration_reading(calibration_table((0.05, 0.05), {"a": (0.05, 0.05)}), [0] * 19 + [1])
+    assert steady["direction"] == "calibrated" and steady["rate_shift"] == "steady" and not steady["explained"]
+    unknown = fair.calibration_reading(calibration_table((0.05, 0.05), {}), [])
+    assert unknown["rate_shift"] == "unknown" and unknown["groups"] == 0 and unknown["every_group"] is False
+    with pytest.raises(ValueError, match="overall row"):
+        fair.calibration_reading(calibration_table((0.05, 0.05), {"a": (0.05, 0.05)}).iloc[:1], [])
+
+
+def test_mitigation_costs_leave_out_device_and_name_the_largest_cost():
+    rng = np.random.default_rng(6)
+    n = 20_000
+    groups = pd.DataFrame(
+        {
+            "age_band": rng.choice(["low", "high"], n),
+            "region": rng.choice(["a", "b"], n),
+            "device": rng.choice(["mobile", "desktop"], n),
+        }
+    )
+    propensity = np.where(groups["age_band"] == "high", rng.beta(3, 7, n), rng.beta(1, 9, n))
+    labels = (rng.random(n) < propensity).astype(int)
+    costs = fair.mitigation_costs(labels, propensity, groups, 0.1)
+    assert sorted(costs.index.get_level_values("attribute").unique()) == ["age_band", "region"]
+    largest = fair.largest_cost(costs)
+    assert largest["attribute"] == "age_band" and largest["costs_precision"] and largest["precision_loss"] > 0.01
+    assert largest["precision_single"] == pytest.approx(costs.loc[("age_band", "single threshold"), "precision"])
+    only_region = fair.largest_cost(costs.loc[["region"]])
+    assert only_region["attribute"] == "region" and abs(only_region["precision_loss"]) < 0.01
+    assert fair.mitigation_costs(labels, propensity, groups[["device"]], 0.1).empty
+    assert fair.largest_cost(fair.mitigation_costs(labels, propensity, groups[["device"]], 0.1)) is None
+
+
+def test_largest_cost_says_when_equal_selection_costs_no_precision():
+    index = pd.MultiIndex.from_product(
+        [["gender"], ["single threshold", "per-group thresholds"]], names=["attribute", "policy"]
+    )
+    costs = pd.DataFrame({"precision": [0.35, 0.36], "recall": [0.64, 0.65]}, index=index)
+    largest = fair.largest_cost(costs)
+    assert largest["costs_precision"] is False and largest["precision_loss"] == pytest.approx(-0.01)

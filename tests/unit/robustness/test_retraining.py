@@ -1,5 +1,6 @@
-"""Tests for atelier.retraining: monthly cutoffs, the leakage rule, censored snapshots, what retraining
-buys under concept drift, the drift trigger, shared fits, determinism and the parameter errors."""
+"""Tests for atelier.robustness.retraining: monthly cutoffs, the leakage rule, censored snapshots, what retraining
+buys under concept drift, the drift trigger, shared fits, determinism, the parameter errors, and the facts the
+report words (outcome, best policies with ties, drift reading), on every branch."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from atelier.core.config import ParamsError
-from atelier.model import propensity
+from atelier.model import candidates
 from atelier.robustness import retraining
 
 HORIZON = 30
 CUTOFFS = retraining.monthly_cutoffs("2025-01-01", "2025-07-01")
-SETTINGS = dataclasses.replace(propensity.ModelSettings.from_params(tiny_params()["model"], tiny_params()["seed"]), threads=1)
+SETTINGS = dataclasses.replace(
+    candidates.ModelSettings.from_params(tiny_params()["model"], tiny_params()["seed"]), threads=1
+)
 NUMERIC, CATEGORICAL = ["a", "b", "x"], ["region"]
 EPOCH = pd.Timestamp("2025-01-01")
 
@@ -33,8 +36,14 @@ def _quiet():
         yield
 
 
-def synthetic_snapshots(*, switch_at: str | None = "2025-04-01", shifted: tuple[str, ...] = (),
-                        censored_from: str | None = None, customers: int = 400, seed: int = 0) -> pd.DataFrame:
+def synthetic_snapshots(
+    *,
+    switch_at: str | None = "2025-04-01",
+    shifted: tuple[str, ...] = (),
+    censored_from: str | None = None,
+    customers: int = 400,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Monthly snapshots: buying depends on `a` before `switch_at`, on `b` from then on.
 
     `x` is noise that moves up by 2 at the cutoffs in `shifted` (a covariate shift for the drift rule);
@@ -48,11 +57,18 @@ def synthetic_snapshots(*, switch_at: str | None = "2025-04-01", shifted: tuple[
             x = x + 2.0
         driver = b if switch_at is not None and cutoff >= pd.Timestamp(switch_at) else a
         label = rng.random(customers) < 1 / (1 + np.exp(-(-1.0 + 2.5 * driver)))
-        frame = pd.DataFrame({
-            "cutoff": cutoff, "a": a, "b": b, "x": x, "snapshot_day": float((cutoff - EPOCH).days),
-            "region": pd.Categorical(rng.choice(["north", "south"], customers)),
-            "label": pd.array(label.astype("int8"), dtype="Int8"),
-        }, index=pd.Index(np.arange(customers), name="customer_id"))
+        frame = pd.DataFrame(
+            {
+                "cutoff": cutoff,
+                "a": a,
+                "b": b,
+                "x": x,
+                "snapshot_day": float((cutoff - EPOCH).days),
+                "region": pd.Categorical(rng.choice(["north", "south"], customers)),
+                "label": pd.array(label.astype("int8"), dtype="Int8"),
+            },
+            index=pd.Index(np.arange(customers), name="customer_id"),
+        )
         if censored_from is not None and cutoff >= pd.Timestamp(censored_from):
             frame["label"] = pd.Series(pd.NA, index=frame.index, dtype="Int8")
         parts.append(frame)
@@ -60,7 +76,7 @@ def synthetic_snapshots(*, switch_at: str | None = "2025-04-01", shifted: tuple[
 
 
 def logistic() -> Pipeline:
-    return propensity.tuned("logistic_regression", {"C": 1.0}, NUMERIC, CATEGORICAL, SETTINGS)
+    return candidates.tuned("logistic_regression", {"C": 1.0}, NUMERIC, CATEGORICAL, SETTINGS)
 
 
 def simulate(snapshots: pd.DataFrame, make_model=logistic, numeric=NUMERIC, **overrides) -> pd.DataFrame:
@@ -103,8 +119,20 @@ def test_monthly_cutoffs_are_firsts_of_months_within_the_span():
 
 
 def test_table_shape_and_first_evaluated_cutoff(drift_table):
-    assert list(drift_table.columns) == ["cutoff", "policy", "trained_on", "model_age_months", "retrained", "trigger",
-                                         "max_psi", "max_psi_column", "score_psi", "auc", "buyers", "customers"]
+    assert list(drift_table.columns) == [
+        "cutoff",
+        "policy",
+        "trained_on",
+        "model_age_months",
+        "retrained",
+        "trigger",
+        "max_psi",
+        "max_psi_column",
+        "score_psi",
+        "auc",
+        "buyers",
+        "customers",
+    ]
     assert list(drift_table["policy"].unique()) == ["never", "monthly", "drift"]
     # 2025-02-01 + 30 days is 03-03: at 03-01 only January has matured, so April is the first month with two.
     first = drift_table[drift_table["cutoff"] == drift_table["cutoff"].min()]
@@ -147,7 +175,9 @@ def test_models_only_see_labels_complete_by_the_cutoff_they_serve():
 
 def test_censored_snapshots_are_neither_trained_on_nor_evaluated():
     Spy.fits.clear()
-    table = simulate(synthetic_snapshots(censored_from="2025-07-01"), make_model=spy, numeric=NUMERIC + ["snapshot_day"])
+    table = simulate(
+        synthetic_snapshots(censored_from="2025-07-01"), make_model=spy, numeric=NUMERIC + ["snapshot_day"]
+    )
     censored = float((pd.Timestamp("2025-07-01") - EPOCH).days)
     assert table["cutoff"].max() == pd.Timestamp("2025-06-01")
     assert all(censored not in days for days in Spy.fits)
@@ -165,11 +195,15 @@ def test_drift_policy_retrains_exactly_when_a_psi_exceeds_the_threshold():
     assert drift.loc["2025-07-01", "model_age_months"] == 2
     never = table[table["policy"] == "never"].set_index("cutoff")
     assert never.loc["2025-05-01", "max_psi"] > 0.2 and never.loc["2025-05-01", "trigger"] == ""
-    assert never.loc["2025-05-01", "max_psi_column"] == "x"  # the planted shift, named even where nothing retrains on it
+    assert (
+        never.loc["2025-05-01", "max_psi_column"] == "x"
+    )  # the planted shift, named even where nothing retrains on it
     assert (table["max_psi"] >= table["score_psi"]).all() and table["score_psi"].notna().all()
     assert simulate(synthetic_snapshots(), columns=["x"])["score_psi"].isna().all()  # the score is not monitored
     # Lowering the threshold below the noise level turns the drift policy into the monthly one.
-    eager = simulate(synthetic_snapshots(switch_at=None, shifted=("2025-05-01",)), psi_threshold=0.0, policies=["drift"])
+    eager = simulate(
+        synthetic_snapshots(switch_at=None, shifted=("2025-05-01",)), psi_threshold=0.0, policies=["drift"]
+    )
     assert eager["retrained"].all()
 
 
@@ -188,7 +222,9 @@ def test_identical_training_windows_share_one_fit():
 
 def test_output_repeats_on_rerun_with_a_seeded_xgboost():
     def boosted():
-        return propensity.tuned("xgboost", {"n_estimators": 15, "max_depth": 2, "learning_rate": 0.3}, NUMERIC, CATEGORICAL, SETTINGS)
+        return candidates.tuned(
+            "xgboost", {"n_estimators": 15, "max_depth": 2, "learning_rate": 0.3}, NUMERIC, CATEGORICAL, SETTINGS
+        )
 
     snapshots = synthetic_snapshots()
     first, second = simulate(snapshots, make_model=boosted), simulate(snapshots, make_model=boosted)
@@ -222,8 +258,14 @@ def test_errors_name_the_argument_or_parameter():
 
 
 def test_settings_from_params():
-    section = {"start": "2025-01-01", "end": "2025-12-01", "window_months": 3, "policies": ["never", "monthly", "drift"],
-               "psi_threshold": 0.2, "columns": ["recency_days", "score"]}
+    section = {
+        "start": "2025-01-01",
+        "end": "2025-12-01",
+        "window_months": 3,
+        "policies": ["never", "monthly", "drift"],
+        "psi_threshold": 0.2,
+        "columns": ["recency_days", "score"],
+    }
     settings = retraining.RetrainingSettings.from_params(section)
     assert len(settings.cutoffs) == 12 and settings.window_months == 3 and settings.columns == ("recency_days", "score")
     with pytest.raises(ParamsError, match="robustness.retraining: missing key 'columns'"):
@@ -234,11 +276,18 @@ def test_settings_from_params():
 
 def test_policy_differences_are_paired_by_month_with_an_interval():
     cutoffs = pd.date_range("2025-01-01", periods=4, freq="MS")
-    table = pd.DataFrame({"cutoff": list(cutoffs) * 3, "policy": ["never"] * 4 + ["monthly"] * 4 + ["drift"] * 4,
-                          "auc": [0.80, 0.70, 0.90, 0.75] + [0.82, 0.72, 0.92, 0.77] + [0.81, 0.69, 0.92, 0.74]})
+    table = pd.DataFrame(
+        {
+            "cutoff": list(cutoffs) * 3,
+            "policy": ["never"] * 4 + ["monthly"] * 4 + ["drift"] * 4,
+            "auc": [0.80, 0.70, 0.90, 0.75] + [0.82, 0.72, 0.92, 0.77] + [0.81, 0.69, 0.92, 0.74],
+        }
+    )
     result = retraining.policy_differences(table)
     # monthly beats never by exactly 0.02 every month: a consistent gain, even though the months differ a lot.
-    assert result.at["monthly", "mean_difference"] == pytest.approx(0.02) and result.at["monthly", "ci_low"] == pytest.approx(0.02)
+    assert result.at["monthly", "mean_difference"] == pytest.approx(0.02) and result.at[
+        "monthly", "ci_low"
+    ] == pytest.approx(0.02)
     assert result.at["monthly", "better_months"] == 4
     # drift wins some months and loses others: its interval covers 0.
     assert result.at["drift", "ci_low"] < 0 < result.at["drift", "ci_high"]
@@ -253,13 +302,17 @@ def test_drift_effect_describes_the_frozen_model_month_by_month(drift_table):
     assert (effect["first_cutoff"], effect["last_cutoff"]) == ("2025-04-01", "2025-07-01")
     assert effect["auc_min"] == pytest.approx(never["auc"].min())
     assert pd.Timestamp(effect["auc_min_cutoff"]) == never["auc"].idxmin()
-    assert effect["auc_last"] == pytest.approx(never["auc"].iloc[-1]) and effect["psi_max"] == pytest.approx(never["max_psi"].max())
-    assert effect["psi_max_column"] in {"x", "score"} and effect["score_psi_last"] == pytest.approx(never["score_psi"].iloc[-1])
+    assert effect["auc_last"] == pytest.approx(never["auc"].iloc[-1]) and effect["psi_max"] == pytest.approx(
+        never["max_psi"].max()
+    )
+    assert effect["psi_max_column"] in {"x", "score"} and effect["score_psi_last"] == pytest.approx(
+        never["score_psi"].iloc[-1]
+    )
     lag = monthly["auc"] - never["auc"]
     assert effect["compared_with"] == "monthly" and effect["lag_mean"] == pytest.approx(lag.mean())
     assert effect["lag_max"] == pytest.approx(lag.max()) and effect["lag_max_cutoff"] == lag.idxmax().date().isoformat()
     assert effect["lag_max"] > 0.2  # the planted concept drift: what predicts buying changed in April
-    assert -1 <= effect["lag_psi_spearman"] <= 1
+    assert effect["lag_psi_spearman"] == pytest.approx(never["max_psi"].corr(lag, method="spearman"))
     json.dumps(effect, allow_nan=False)  # plain values, ready for the metrics file
 
 
@@ -271,3 +324,130 @@ def test_drift_effect_without_the_policies_it_compares():
     assert retraining.drift_effect(table, frozen="monthly") is None
     with pytest.raises(ValueError, match="max_psi_column"):
         retraining.drift_effect(table.drop(columns="max_psi_column"))
+
+
+def test_settings_take_null_dates_from_the_orders():
+    orders = pd.DataFrame({"ordered_at": pd.to_datetime(["2023-03-15", "2023-09-20"])})
+    section = {
+        "start": None,
+        "end": None,
+        "window_months": 1,
+        "policies": ["never"],
+        "psi_threshold": 0.2,
+        "columns": ["score"],
+    }
+    window = retraining.data_window(section, orders, horizon_days=30)
+    assert (window["start"], window["end"]) == ("2023-05-01", "2023-08-01") and window["window_months"] == 1
+    assert retraining.data_window({**section, "start": "2023-06-01"}, orders, 30)["start"] == "2023-06-01"
+    settings = retraining.RetrainingSettings.from_params(section, orders, horizon_days=30)
+    assert settings.cutoffs == retraining.monthly_cutoffs("2023-05-01", "2023-08-01")
+    with pytest.raises(ParamsError, match="start and end are null"):
+        retraining.RetrainingSettings.from_params(section)
+    with pytest.raises(ValueError, match="ordered_at"):
+        retraining.data_window(section, orders.iloc[:0], 30)
+
+
+def test_simulate_monitors_only_the_columns_the_snapshots_have():
+    section = {
+        "start": "2025-01-01",
+        "end": "2025-07-01",
+        "window_months": 2,
+        "policies": ["never", "drift"],
+        "psi_threshold": 0.2,
+        "columns": ["x", "sessions_90d", "score"],
+    }
+    settings = retraining.RetrainingSettings.from_params(section)
+    table = retraining.simulate(synthetic_snapshots(), logistic, NUMERIC, CATEGORICAL, settings, HORIZON)
+    assert list(table["policy"].unique()) == ["never", "drift"] and set(table["max_psi_column"]) <= {"x", "score"}
+    assert table.equals(simulate(synthetic_snapshots(), policies=["never", "drift"], columns=["x", "score"]))
+
+
+def test_recipe_factory_returns_a_fresh_unfitted_copy_each_time():
+    class Card:
+        metadata = {"name": "logistic_regression", "params": {"C": 0.5}}
+        numeric, categorical = NUMERIC, CATEGORICAL
+
+    make = retraining.recipe_factory(Card(), tiny_params()["model"], seed=0)
+    first, second = make(), make()
+    assert first is not second and first[-1].get_params()["C"] == 0.5
+    assert not hasattr(first[-1], "coef_")
+
+
+def differences(means: list[float], lows: list[float], highs: list[float]) -> pd.DataFrame:
+    names = ["monthly", "drift"][: len(means)]
+    return pd.DataFrame(
+        {"months": 9, "mean_difference": means, "ci_low": lows, "ci_high": highs, "better_months": 5}, index=names
+    )
+
+
+@pytest.mark.parametrize(
+    ("means", "lows", "highs", "expected"),
+    [
+        ([0.002, 0.0021], [0.001, 0.0005], [0.003, 0.004], "small"),  # consistent, but small
+        ([0.003, -0.004], [-0.01, -0.02], [0.02, 0.01], "small"),  # small and uncertain: still small
+        ([0.03, 0.002], [0.01, 0.001], [0.05, 0.003], "pays"),
+        ([-0.03, 0.002], [-0.05, -0.001], [-0.01, 0.004], "hurts"),  # never retraining wins
+        ([0.03, -0.03], [0.01, -0.05], [0.05, -0.01], "pays"),  # one schedule pays even if another hurts
+        ([0.03, 0.004], [-0.01, -0.001], [0.07, 0.01], "unclear"),  # not small, but the interval covers 0
+        ([0.03, 0.004], [float("nan"), -0.001], [float("nan"), 0.01], "unclear"),  # one month: no interval
+        ([0.005], [0.001], [0.009], "small"),
+    ],
+)
+def test_outcome_says_what_retraining_buys(means, lows, highs, expected):
+    assert retraining.outcome(differences(means, lows, highs)) == expected
+
+
+def test_outcome_without_a_baseline():
+    assert retraining.outcome(differences([], [], [])) == "no baseline"
+    assert retraining.outcome(pd.DataFrame(columns=["months", "mean_difference", "ci_low", "ci_high"])) == "no baseline"
+
+
+def test_best_policies_name_a_tie_as_one():
+    summary = pd.DataFrame({"mean_auc": [0.90, 0.91, 0.9105]}, index=["never", "monthly", "drift"])
+    # the default data's case: drift leads monthly by 0.000007 AUC, both consistently above never
+    tied = differences([0.00169, 0.001697], [0.0007, 0.0004], [0.0027, 0.003])
+    assert retraining.best_policies(tied, summary) == ["drift", "monthly"]
+    assert retraining.best_policies(tied, summary, tie=0.0) == ["drift"]
+    assert retraining.best_policies(differences([0.02, 0.001], [0.01, 0.0005], [0.03, 0.002]), summary) == ["monthly"]
+    # a consistent small gain beats a large one whose interval covers 0
+    assert retraining.best_policies(differences([0.002, 0.05], [0.001, -0.01], [0.003, 0.1]), summary) == ["monthly"]
+    assert retraining.best_policies(differences([0.002, 0.003], [-0.001, -0.002], [0.005, 0.008]), summary) == []
+    # without the never baseline: by mean AUC, a tie named as one
+    assert retraining.best_policies(differences([], [], []), summary) == ["drift", "monthly"]
+    with pytest.raises(ValueError, match="tie"):
+        retraining.best_policies(tied, summary, tie=-0.1)
+
+
+def lag_table(lags: list[float], psi: list[float] | None = None, never: list[float] | None = None) -> pd.DataFrame:
+    cutoffs = pd.date_range("2025-04-01", periods=len(lags), freq="MS")
+    never = never or [0.80 + 0.01 * month for month in range(len(lags))]
+    psi = psi or [0.1] * len(lags)
+    frozen = pd.DataFrame({"cutoff": cutoffs, "policy": "never", "auc": never, "max_psi": psi})
+    fresh = frozen.assign(policy="monthly", auc=[auc + lag for auc, lag in zip(never, lags)])
+    return pd.concat([frozen, fresh], ignore_index=True)
+
+
+@pytest.mark.parametrize(
+    ("lags", "psi", "reading"),
+    [
+        ([0.001, -0.002, 0.004, 0.003], None, "negligible"),
+        ([0.001, -0.002, 0.004, 0.003], [0.1, 0.3, 0.5, 0.8], "negligible despite drift"),
+        ([0.02, 0.03, 0.025, 0.03], None, "recovered"),
+        ([-0.02, -0.03, -0.025, -0.03], None, "frozen better"),
+        ([0.05, -0.04, 0.06, -0.05], None, "noise"),
+    ],
+)
+def test_drift_reading_says_what_drift_cost_the_frozen_model(lags, psi, reading):
+    result = retraining.drift_reading(lag_table(lags, psi), psi_threshold=0.2)
+    assert result["reading"] == reading and result["drifted"] == (psi is not None)
+
+
+def test_drift_reading_without_a_fresh_schedule_and_the_worst_month():
+    table = lag_table([0.02, 0.021, 0.02], never=[0.70, 0.80, 0.75])
+    assert retraining.drift_reading(table, psi_threshold=0.2)["worst_is_first"] is True
+    later = lag_table([0.01, 0.02, 0.01], never=[0.80, 0.70, 0.75])
+    assert retraining.drift_reading(later, psi_threshold=0.2)["worst_is_first"] is False
+    alone = table[table["policy"] == "never"]
+    assert retraining.drift_reading(alone, psi_threshold=0.2)["reading"] == "not measured"
+    assert retraining.drift_reading(table, psi_threshold=0.2)["reading"] == "recovered"
+    assert retraining.drift_reading(table, "monthly", "never", psi_threshold=0.2)["reading"] == "frozen better"

@@ -2,7 +2,7 @@
 
 The model is one whose behaviour we plant: P(order) falls steeply with recency_days (the dominant
 feature), rises moderately with frequency and sessions_90d, and does not depend on share_mobile or
-region. It is built the way `propensity.tuned` builds the xgboost candidate (ordinal demographics,
+region. It is built the way `candidates.tuned` builds the xgboost candidate (ordinal demographics,
 no imputation), shallow enough on 2,000 customers that it does not learn much noise.
 """
 
@@ -16,8 +16,11 @@ import pandas as pd
 import pytest
 from conftest import tiny_params
 
+from atelier.core.config import ParamsError
+from atelier.core.io import read_json, write_json
 from atelier.data import transform
-from atelier.model import explain, propensity
+from atelier.model import candidates, explain
+from atelier.model.champion import Champion
 from atelier.model.explain import TabularExplainer
 from atelier.robustness import trust
 
@@ -56,9 +59,11 @@ def features() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def pipeline(features):
-    settings = dataclasses.replace(propensity.ModelSettings.from_params(tiny_params()["model"], 0), threads=1)
-    candidate = propensity.tuned("xgboost", {"n_estimators": 60, "max_depth": 2, "learning_rate": 0.2}, NUMERIC, CATEGORICAL, settings)
-    return propensity.fit(candidate, features, NUMERIC, CATEGORICAL)
+    settings = dataclasses.replace(candidates.ModelSettings.from_params(tiny_params()["model"], 0), threads=1)
+    candidate = candidates.tuned(
+        "xgboost", {"n_estimators": 60, "max_depth": 2, "learning_rate": 0.2}, NUMERIC, CATEGORICAL, settings
+    )
+    return candidates.fit(candidate, features, NUMERIC, CATEGORICAL)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +124,11 @@ def test_agreement_measures_follow_their_definitions(features, pipeline):
             return table
 
     agreeing = trust.explanation_review(Scripted(0.1), pipeline, rows, seeds=[0, 1], num_features=TOP_K)
-    assert (agreeing[["sign_agreement", "rank_correlation", "top_k_overlap_with_exact", "seed_stability"]] == 1).all().all()
+    assert (
+        (agreeing[["sign_agreement", "rank_correlation", "top_k_overlap_with_exact", "seed_stability"]] == 1)
+        .all()
+        .all()
+    )
     assert (agreeing["verdict"] == "trust").all()
     opposed = trust.explanation_review(Scripted(-0.1), pipeline, rows, seeds=[0, 1], num_features=TOP_K)
     assert (opposed["sign_agreement"] == 0).all() and (opposed["rank_correlation"] == 1).all()
@@ -152,18 +161,30 @@ def test_verdict_thresholds_are_applied_as_documented():
         },
         index=list("abcdefghij"),
     )
-    thresholds = trust.Thresholds(min_lime_score=0.5, min_seed_stability=0.6, min_sign_agreement=0.8, min_top_k_overlap=0.6)
+    thresholds = trust.Thresholds(
+        min_lime_score=0.5, min_seed_stability=0.6, min_sign_agreement=0.8, min_top_k_overlap=0.6
+    )
     judged = trust.verdicts(review, thresholds)
     assert judged["verdict"].tolist() == [
-        "trust", "caution", "caution", "caution", "do not trust", "do not trust", "caution", "trust",  # h: at the thresholds
-        "caution", "do not trust",  # i: top-k overlap alone; j: with the surrogate fit
+        "trust",
+        "caution",
+        "caution",
+        "caution",
+        "do not trust",
+        "do not trust",
+        "caution",
+        "trust",  # h: at the thresholds
+        "caution",
+        "do not trust",  # i: top-k overlap alone; j: with the surrogate fit
     ]
     assert judged.loc["b", "reasons"] == "surrogate R² 0.40 < 0.5"
     assert judged.loc["f", "reasons"].count(";") == 3 and "sign agreement 0.40 < 0.8" in judged.loc["f", "reasons"]
     assert judged.loc["i", "reasons"] == "top-k overlap 0.50 < 0.6"
     assert "surrogate R² nan" in judged.loc["g", "reasons"]  # undefined fails
-    lenient = trust.verdicts(review, trust.Thresholds(min_lime_score=0.0, min_seed_stability=0.0, min_sign_agreement=0.0,
-                                                      min_top_k_overlap=0.0))
+    lenient = trust.verdicts(
+        review,
+        trust.Thresholds(min_lime_score=0.0, min_seed_stability=0.0, min_sign_agreement=0.0, min_top_k_overlap=0.0),
+    )
     assert lenient["verdict"].tolist() == ["trust"] * 6 + ["caution"] + ["trust"] * 3
     with pytest.raises(ValueError, match="seed_stability"):
         trust.verdicts(review.drop(columns="seed_stability"))
@@ -172,12 +193,14 @@ def test_verdict_thresholds_are_applied_as_documented():
 
 
 def test_check_pass_rates_say_which_check_fails():
-    review = pd.DataFrame({
-        "lime_score": [0.2, 0.3, 0.6, 0.1],
-        "seed_stability": [0.9, 0.9, 0.9, 0.4],
-        "sign_agreement": [1.0, 1.0, 1.0, 1.0],
-        "top_k_overlap_with_exact": [0.8, 0.4, 0.7, 0.8],
-    })
+    review = pd.DataFrame(
+        {
+            "lime_score": [0.2, 0.3, 0.6, 0.1],
+            "seed_stability": [0.9, 0.9, 0.9, 0.4],
+            "sign_agreement": [1.0, 1.0, 1.0, 1.0],
+            "top_k_overlap_with_exact": [0.8, 0.4, 0.7, 0.8],
+        }
+    )
     rates = trust.check_pass_rates(review, trust.Thresholds())
     assert rates.index.tolist() == [label for _, label, _, _ in trust.CHECKS]
     assert rates["passed"].tolist() == [1, 3, 4, 3]
@@ -209,7 +232,9 @@ def test_surrogate_ceiling_fits_at_least_as_well_as_the_top_k(features, explaine
     rows = features.iloc[:4][NUMERIC + CATEGORICAL]
     ceiling = trust.surrogate_ceiling(explainer, rows, seed=SEEDS[0])
     assert list(ceiling.index) == list(rows.index) and ceiling.le(1).all()
-    top_k = [explainer.explain(rows.iloc[i], seed=SEEDS[0], num_features=TOP_K).attrs["score"] for i in range(len(rows))]
+    top_k = [
+        explainer.explain(rows.iloc[i], seed=SEEDS[0], num_features=TOP_K).attrs["score"] for i in range(len(rows))
+    ]
     assert (ceiling.to_numpy() >= np.asarray(top_k) - 1e-9).all()  # more features never fit worse (same perturbations)
     assert explainer.num_samples == SAMPLES
     with pytest.raises(ValueError, match="no rows"):
@@ -242,7 +267,7 @@ def test_agreement_by_confidence_bins_and_groups(review):
     assert set(by_verdict.index) == set(review["verdict"]) and by_verdict["customers"].sum() == len(review)
 
 
-def test_summary_is_json_serializable(review):
+def test_summary_is_json_serializable(review, tmp_path):
     summary = trust.review_summary(review)
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary
     assert set(summary["verdict_shares"]) == set(trust.VERDICTS)
@@ -252,6 +277,147 @@ def test_summary_is_json_serializable(review):
     rates = trust.check_pass_rates(review)
     assert [c["pass_rate"] for c in summary["checks"].values()] == rates["pass_rate"].tolist()
     strict = trust.review_summary(review, trust.Thresholds(min_lime_score=1.01))
-    assert strict["checks"]["surrogate_fit"]["threshold"] == 1.01 and strict["checks"]["surrogate_fit"]["pass_rate"] == 0.0
+    assert (
+        strict["checks"]["surrogate_fit"]["threshold"] == 1.01 and strict["checks"]["surrogate_fit"]["pass_rate"] == 0.0
+    )
     undefined = trust.review_summary(review.assign(rank_correlation=np.nan))
-    assert undefined["median_rank_correlation"] is None
+    assert np.isnan(undefined["median_rank_correlation"])  # the metrics file writes it as null
+    assert read_json(write_json(undefined, tmp_path / "summary.json"))["median_rank_correlation"] is None
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+def test_settings_from_params_and_their_errors():
+    section = tiny_params()["robustness"]["explainability"]
+    settings = trust.ExplainSettings.from_params(section)
+    assert (settings.customers, settings.seeds, settings.correlation_threshold) == (
+        4,
+        2,
+        section["correlation_threshold"],
+    )
+    assert settings.thresholds == trust.Thresholds(
+        section["min_lime_score"],
+        section["min_seed_stability"],
+        section["min_sign_agreement"],
+        section["min_top_k_overlap"],
+    )
+    with pytest.raises(ParamsError, match="explainability: missing key 'min_top_k_overlap'"):
+        trust.Thresholds.from_params({k: v for k, v in section.items() if k != "min_top_k_overlap"})
+    with pytest.raises(ParamsError, match="explainability.min_lime_score: a number between 0 and 1"):
+        trust.ExplainSettings.from_params({**section, "min_lime_score": 1.5})
+    with pytest.raises(ParamsError, match="explainability.seeds: a number 2 or more"):
+        trust.ExplainSettings.from_params({**section, "seeds": 1})
+    with pytest.raises(ParamsError, match="whole numbers"):
+        trust.ExplainSettings.from_params({**section, "customers": 2.5})
+
+
+# --------------------------------------------------------------------------------------------
+# The champion's review and its reading
+# --------------------------------------------------------------------------------------------
+def test_review_champion_explains_a_seeded_sample_of_the_test_customers(features, pipeline):
+    champion = Champion(pipeline, version="v1", metadata={"name": "xgboost", "features": NUMERIC + CATEGORICAL})
+    settings = trust.ExplainSettings(customers=3, seeds=2, thresholds=trust.Thresholds(), correlation_threshold=0.8)
+    result = trust.review_champion(
+        champion,
+        features.iloc[:1000],
+        features.iloc[1000:],
+        settings,
+        seed=0,
+        top_k=TOP_K,
+        num_samples=SAMPLES,
+        background=200,
+    )
+    assert len(result.review) == 3 and result.review.index.isin(features.index[1000:]).all()
+    assert result.ceiling.index.equals(result.review.index) and (result.features, result.top_k) == (5, TOP_K)
+    assert result.chance == pytest.approx(trust.chance_overlap(5, TOP_K))
+    assert result.check_rates.equals(trust.check_pass_rates(result.review))
+    again = trust.review_champion(
+        champion,
+        features.iloc[:1000],
+        features.iloc[1000:],
+        settings,
+        seed=0,
+        top_k=TOP_K,
+        num_samples=SAMPLES,
+        background=200,
+    )
+    pd.testing.assert_frame_equal(result.review, again.review)
+    forest = Champion(pipeline, version="v1", metadata={"name": "random_forest", "features": NUMERIC + CATEGORICAL})
+    with pytest.raises(ValueError, match="exact contributions need one of"):
+        trust.review_champion(forest, features, features, settings, seed=0, top_k=TOP_K, num_samples=SAMPLES)
+
+
+def test_chance_correlation_and_association():
+    assert trust.chance_correlation(30) == pytest.approx(1.959964 / np.sqrt(29), rel=1e-5)
+    assert trust.chance_correlation(2) == np.inf
+    assert trust.association(0.45, 30) == "more" and trust.association(-0.45, 30) == "less"
+    assert trust.association(0.16, 30) == "hardly" and trust.association(0.16, 400) == "more"
+    assert trust.association(np.nan, 30) == "hardly" and trust.association(0.9, 2) == "hardly"
+
+
+def planted_review(
+    *,
+    lime: list[float],
+    ceiling: list[float],
+    overlap: list[float],
+    stability: list[float],
+    signs: list[float],
+    chance: float = 0.4,
+) -> trust.ChampionReview:
+    """A review with the columns the reading uses, its ceiling and yardsticks planted."""
+    frame = pd.DataFrame(
+        {
+            "lime_score": lime,
+            "sign_agreement": signs,
+            "rank_correlation": 0.5,
+            "top_k_overlap_with_exact": overlap,
+            "seed_stability": stability,
+            "prediction": 0.1,
+        }
+    )
+    frame = frame.join(trust.verdicts(frame))
+    return trust.ChampionReview(
+        review=frame,
+        ceiling=pd.Series(ceiling, index=frame.index),
+        chance=chance,
+        check_rates=trust.check_pass_rates(frame),
+        features=9,
+        top_k=5,
+    )
+
+
+UP, DOWN, FLAT = list(np.linspace(0.1, 1.0, 10)), list(np.linspace(1.0, 0.1, 10)), [0.7, 0.6] * 5
+
+
+@pytest.mark.parametrize(
+    ("overlap", "stability", "signs", "tells"),
+    [
+        (UP, FLAT, FLAT, "which features"),
+        (FLAT, UP, DOWN, "which features"),
+        (FLAT, FLAT, UP, "direction"),
+        (UP, UP, UP, "both"),
+        (FLAT, FLAT, FLAT, "neither"),
+        (DOWN, DOWN, FLAT, "neither"),
+    ],
+)
+def test_review_reading_says_what_a_better_fit_goes_with(overlap, stability, signs, tells):
+    lime = list(np.linspace(0.1, 0.4, 10))
+    reading = trust.review_reading(
+        planted_review(lime=lime, ceiling=lime, overlap=overlap, stability=stability, signs=signs)
+    )
+    assert reading["fit_tells"] == tells
+    assert reading["chance_spearman"] == pytest.approx(trust.chance_correlation(10))
+
+
+def test_review_reading_says_why_the_fit_fails_and_whether_the_bar_can_be_reached():
+    low = [0.2] * 10
+    shape = trust.review_reading(planted_review(lime=low, ceiling=[0.22] * 10, overlap=UP, stability=UP, signs=UP))
+    assert (
+        shape["fit_cause"] == "model shape" and shape["fit_gap"] == pytest.approx(0.02) and shape["fit_reachable"] == 0
+    )
+    assert shape["weakest"] == "surrogate R²" and shape["chance_below_bar"] is True
+    few = trust.review_reading(
+        planted_review(lime=low, ceiling=[0.3] * 5 + [0.6] * 5, overlap=UP, stability=UP, signs=UP, chance=0.7)
+    )
+    assert few["fit_cause"] == "too few features" and few["fit_reachable"] == 0.5 and few["chance_below_bar"] is False
