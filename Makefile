@@ -13,13 +13,17 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: repro test venv lock lab bench clean-venv
+.PHONY: repro test lint venv lock lab bench clean-venv
 
 repro: $(STAMP)
 	dvc repro
 
-test: $(STAMP)
+test: lint
 	python -m pytest
+
+# ruff (pinned in requirements.lock, configured in pyproject.toml): the package, tests, benchmarks and notebooks.
+lint: $(STAMP)
+	ruff check .
 
 venv: $(STAMP)
 

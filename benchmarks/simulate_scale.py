@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from atelier.core.config import load_params
-from atelier.data.simulate import config_from_params, simulate
+from atelier.data.simulate import config_from_params
+from atelier.data.stage import simulate_shop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def main() -> None:
     config = config_from_params(params["simulate"])
     folder = arguments.keep or Path(tempfile.mkdtemp(prefix="atelier-bench-"))
     began = time.perf_counter()
-    metrics = simulate(
+    metrics = simulate_shop(
         config,
         int(params["seed"]),
         [pd.Timestamp(c) for c in params["timeline"]["cutoffs"]],

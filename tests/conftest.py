@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from atelier.core.config import load_params
-from atelier.data import simulate, validate
+from atelier.data import stage as data_stage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,23 +17,40 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_params() -> dict:
     """The project's params.yaml shrunk to a few hundred customers over six months (runs in seconds)."""
     params = copy.deepcopy(load_params(REPO / "params.yaml"))
-    params["simulate"].update(
-        n_customers=400, n_products=48, start="2025-01-01", end="2025-06-30", chunk_customers=400
-    )
+    params["simulate"].update(n_customers=400, n_products=48, start="2025-01-01", end="2025-06-30", chunk_customers=400)
     params["timeline"].update(cutoffs=["2025-03-01", "2025-04-01", "2025-05-01"], horizon_days=30)
     params["prep"].update(iterative_max_iter=3, knn_fit_rows=500)
     params["segmentation"].update(
-        k_range=[2, 6], n_init=5, silhouette_sample=None, stability_boot=3, stability_n_init=2,
-        dbscan_min_samples=10, hdbscan_min_cluster_size=20, density_sample=300, tsne_sample=200,
+        k_range=[2, 6],
+        n_init=5,
+        silhouette_sample=None,
+        stability_boot=3,
+        stability_n_init=2,
+        dbscan_min_samples=10,
+        hdbscan_min_cluster_size=20,
+        density_sample=300,
+        tsne_sample=200,
     )
     params["replay"].update(
-        window_minutes=240, micro_batch_events=500, sensitivity_strengths=[0.0, 0.5], sensitivity_days=7,
-        explain_sample=3, checkpoint_every_windows=30,
+        window_minutes=240,
+        micro_batch_events=500,
+        sensitivity_strengths=[0.0, 0.5],
+        sensitivity_days=7,
+        explain_sample=3,
+        checkpoint_every_windows=30,
     )
     params["model"].update(
-        cv_folds=2, bootstrap=20, permutation_repeats=2, lime_customers=5, lime_seeds=2, lime_num_samples=200,
-        grids={"logistic_regression": {"C": [0.1]}, "random_forest": {"n_estimators": [20], "max_depth": [4], "min_samples_leaf": [5]},
-               "xgboost": {"n_estimators": [20], "max_depth": [2], "learning_rate": [0.1]}},
+        cv_folds=2,
+        bootstrap=20,
+        permutation_repeats=2,
+        lime_customers=5,
+        lime_seeds=2,
+        lime_num_samples=200,
+        grids={
+            "logistic_regression": {"C": [0.1]},
+            "random_forest": {"n_estimators": [20], "max_depth": [4], "min_samples_leaf": [5]},
+            "xgboost": {"n_estimators": [20], "max_depth": [2], "learning_rate": [0.1]},
+        },
     )
     params["robustness"]["fairness"].update(min_group_size=10, min_buyers=3, uplift_min_sessions=20, bootstrap=50)
     params["robustness"]["retraining"].update(start="2025-02-01", end="2025-06-01", window_months=1)
@@ -56,12 +73,12 @@ def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_project")
     params = tiny_params()
     write_params(params, root)
-    simulate.run(params, root)
-    validate.run(params, root)
+    data_stage.run_simulate(params, root)
+    data_stage.run_validate(params, root)
     return root
 
 
 @pytest.fixture(scope="session")
 def tiny_tables(tiny_root) -> dict:
     """The tiny shop's validated tables."""
-    return validate.load_validated(tiny_root)
+    return data_stage.load_validated(tiny_root)

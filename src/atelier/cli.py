@@ -22,8 +22,11 @@ for _variable in THREAD_VARIABLES:
 def main(argv: list[str] | None = None) -> int:
     """Run the stage named on the command line; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m atelier", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["simulate", "validate", *NOTEBOOK_STAGES, "index"],
-                        help="the stage to run ('index' writes reports/index.html)")
+    parser.add_argument(
+        "stage",
+        choices=["simulate", "validate", *NOTEBOOK_STAGES, "index"],
+        help="the stage to run ('index' writes reports/index.html)",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
 
@@ -33,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = project_root()
         if arguments.stage == "simulate":
-            from atelier.data import simulate
+            from atelier.data import stage as data_stage
 
-            simulate.run(load_params(root / "params.yaml"), root)
+            data_stage.run_simulate(load_params(root / "params.yaml"), root)
         elif arguments.stage == "validate":
-            from atelier.data import validate
+            from atelier.data import stage as data_stage
 
-            validate.run(load_params(root / "params.yaml"), root)
+            data_stage.run_validate(load_params(root / "params.yaml"), root)
         elif arguments.stage == "index":
             from atelier.report import index as report_index
 
@@ -58,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             if ename in ("ParamsError", "DataContractError"):
                 print(f"error: {evalue}", file=sys.stderr)
                 return 2
-            print(f"error in the {arguments.stage} notebook ({ename}): {evalue}\n"
-                  f"The executed notebook in reports/ shows the failing cell.", file=sys.stderr)
+            print(
+                f"error in the {arguments.stage} notebook ({ename}): {evalue}\n"
+                f"The executed notebook in reports/ shows the failing cell.",
+                file=sys.stderr,
+            )
             return 1
         raise
     return 0

@@ -30,7 +30,7 @@ def labelled_block(source: str, label: str) -> str:
     """The text of the paragraph (and the list under it) that opens with bold `label`, up to the next label."""
     blocks = [block for block in LABEL.split(source) if block.startswith(label)]
     assert len(blocks) == 1, f"expected one paragraph opening with {label}, found {len(blocks)}"
-    return blocks[0][len(label):].strip()
+    return blocks[0][len(label) :].strip()
 
 
 def exercises(path: Path) -> list[int]:
@@ -59,8 +59,9 @@ def test_notebook_opens_with_its_learning_goals_and_questions(path):
     assert first.cell_type == "markdown"
     assert first.source.startswith(f"# {int(path.name[:2])} · "), "the first cell opens with the phase's title"
     goals = labelled_block(first.source, GOALS)
-    assert numbers(goals) == list(range(1, len(numbers(goals)) + 1)) and len(numbers(goals)) >= 2, \
+    assert numbers(goals) == list(range(1, len(numbers(goals)) + 1)) and len(numbers(goals)) >= 2, (
         f"{GOALS} is followed by a numbered list (1, 2, ...)"
+    )
     questions = labelled_block(first.source, QUESTIONS)
     assert len(questions.split()) >= 10, f"{QUESTIONS} is followed by the questions, in a sentence or more"
 
@@ -68,7 +69,9 @@ def test_notebook_opens_with_its_learning_goals_and_questions(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_ends_with_numbered_try_this_exercises(path):
     last = nbformat.read(path, as_version=4).cells[-1]
-    assert last.cell_type == "markdown" and last.source.startswith(TRY_THIS), f"the last cell is the '{TRY_THIS}' section"
+    assert last.cell_type == "markdown" and last.source.startswith(TRY_THIS), (
+        f"the last cell is the '{TRY_THIS}' section"
+    )
     found = exercises(path)
     assert found and found == list(range(1, len(found) + 1)), f"exercises numbered 1, 2, ...; found {found}"
     assert "docs/solutions.md" in last.source, "the section says where the solutions are"
@@ -81,8 +84,10 @@ def test_solutions_answer_every_exercise(path):
     heading, body = sections[path.name]
     assert heading.startswith(f"{int(path.name[:2])} · "), f"the section for {path.name} is numbered like the notebook"
     solved, asked = numbers(body), exercises(path)
-    assert solved == asked, (f"notebooks/{path.name} has {len(asked)} exercises but docs/solutions.md answers "
-                             f"{len(solved)} (numbered {solved})")
+    assert solved == asked, (
+        f"notebooks/{path.name} has {len(asked)} exercises but docs/solutions.md answers "
+        f"{len(solved)} (numbered {solved})"
+    )
 
 
 def test_solutions_follow_the_notebook_order():

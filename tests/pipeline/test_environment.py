@@ -19,23 +19,30 @@ def _requirements(path) -> dict[str, Requirement]:
             requirement = Requirement(line)
             specifiers = list(requirement.specifier)
             assert len(specifiers) == 1 and specifiers[0].operator == "==", (
-                f"{path.name}: '{line}' is not pinned exactly (name==version)")
+                f"{path.name}: '{line}' is not pinned exactly (name==version)"
+            )
             found[re.sub(r"[-_.]+", "-", requirement.name).lower()] = requirement
     return found
 
 
 def _pins(path, here_only: bool = False) -> dict[str, str]:
     """name -> pinned version (with `here_only`, only lines whose platform marker applies here)."""
-    return {name: next(iter(r.specifier)).version for name, r in _requirements(path).items()
-            if not (here_only and r.marker and not r.marker.evaluate())}
+    return {
+        name: next(iter(r.specifier)).version
+        for name, r in _requirements(path).items()
+        if not (here_only and r.marker and not r.marker.evaluate())
+    }
 
 
 def test_every_direct_dependency_is_pinned_identically_in_the_lock():
     direct, locked = _requirements(REPO / "requirements.in"), _requirements(REPO / "requirements.lock")
+
     def pin(r):  # the version and the platform marker; the name's spelling may differ (PyYAML, pyyaml)
         return None if r is None else (str(r.specifier), str(r.marker))
 
-    mismatched = {name: (str(r), str(locked.get(name))) for name, r in direct.items() if pin(locked.get(name)) != pin(r)}
+    mismatched = {
+        name: (str(r), str(locked.get(name))) for name, r in direct.items() if pin(locked.get(name)) != pin(r)
+    }
     assert not mismatched, f"requirements.in vs requirements.lock: {mismatched} (run `make lock`)"
 
 

@@ -38,7 +38,10 @@ def fresh_copy(destination: Path) -> Path:
     """The files a clone would have (tracked, plus new files not ignored), in a new git repo."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         source = REPO / name
@@ -66,13 +69,18 @@ def _metrics(root: Path) -> dict[str, bytes]:
 
 def _descendants(root: Path) -> dict[str, set[str]]:
     """Each stage's downstream stages, from the edges `dvc dag --dot` draws."""
-    edges = [line.replace('"', "").replace(";", "").split("->") for line in _run(["dvc", "dag", "--dot"], root).stdout.splitlines()
-             if "->" in line]
+    edges = [
+        line.replace('"', "").replace(";", "").split("->")
+        for line in _run(["dvc", "dag", "--dot"], root).stdout.splitlines()
+        if "->" in line
+    ]
     children: dict[str, set[str]] = {}
     for parent, child in edges:
         children.setdefault(parent.strip(), set()).add(child.strip())
+
     def below(stage: str) -> set[str]:  # noqa: E306
         return set().union(*({child} | below(child) for child in children.get(stage, set())))
+
     return {stage: below(stage) for stage in ALL_STAGES}
 
 
@@ -140,7 +148,9 @@ def _orders_csv(path: Path) -> None:
         gap, first, last = 7 + customer % 30, customer % 20, 40 + 3 * customer
         for day in range(first, min(last, 181), gap):
             when = pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day, hours=customer % 9)
-            lines.append(f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * (customer % 12) + day % 7:.2f}")
+            lines.append(
+                f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * (customer % 12) + day % 7:.2f}"
+            )
             order_id += 1
     lines.append("C001,O99999,2025-03-03T12:00:00,-5.00")  # a refund booked as an order: quarantined
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -164,12 +174,19 @@ def test_orders_only_csv_runs_end_to_end(tmp_path):
     assert {"events", "device", "categories", "demographics"} <= set(prep["skipped_groups"])
     first_order_day = {c: c % 20 for c in range(1, 61)}  # a customer is known once they have ordered
     for cutoff, entry in prep["cutoffs"].items():
-        known = sum(1 for day in first_order_day.values() if pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day) < pd.Timestamp(cutoff))
+        known = sum(
+            1
+            for day in first_order_day.values()
+            if pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day) < pd.Timestamp(cutoff)
+        )
         assert entry["customers"] == known
     html = (root / "reports" / "01_data_prep.html").read_text(encoding="utf-8")
     assert "Feature groups skipped for lack of data" in html
     segments = read_json(root / "metrics" / "segment.json")
-    assert segments["truth"] is None and sum(segments["sizes"].values()) == prep["cutoffs"][max(prep["cutoffs"])]["customers"]
+    assert (
+        segments["truth"] is None
+        and sum(segments["sizes"].values()) == prep["cutoffs"][max(prep["cutoffs"])]["customers"]
+    )
     assert read_json(root / "metrics" / "model.json")["oracle"] is None
     replay = read_json(root / "metrics" / "replay.json")
     assert replay["closed_loop"] is False and replay["ab_test"] is None and replay["books"]["balanced"] is True

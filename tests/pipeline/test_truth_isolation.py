@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -20,13 +22,24 @@ import yaml
 from conftest import REPO, tiny_params
 
 from atelier.core import paths
-from atelier.data import prep, transform
+from atelier.core.io import read_json
+from atelier.data import transform
 from atelier.data.features import FeatureSettings
+from atelier.data.snapshots import build_snapshots, parse_cutoffs
+from atelier.report import notebook
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
 TRUTH_DIR = paths.TRUTH_DIR.as_posix()
 #: The code that turns validated tables into model inputs (features, snapshots, the fitted transformer).
-MODEL_INPUT_CODE = ["src/atelier/data/features.py", "src/atelier/data/prep.py", "src/atelier/data/transform.py", "src/atelier/data/explore.py"]
+MODEL_INPUT_CODE = [
+    "src/atelier/data/features.py",
+    "src/atelier/data/snapshots.py",
+    "src/atelier/data/transform.py",
+    "src/atelier/data/explore.py",
+    "src/atelier/data/leakage.py",
+    "src/atelier/data/prep_metrics.py",
+    "src/atelier/data/faults.py",
+]
 PREP_NOTEBOOK = REPO / "notebooks" / "01_data_prep.ipynb"
 #: Words that only the truth's readers need.
 TRUTH_WORDS = re.compile(r"\btruth\b|\bpersonas?\b|\bp_true\b|\border_probability\b|TRUTH_DIR", re.IGNORECASE)
@@ -70,7 +83,7 @@ def test_model_input_code_does_not_name_the_truth(path):
 def test_prep_notebook_code_does_not_name_the_truth():
     notebook = nbformat.read(PREP_NOTEBOOK, as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    assert "features.build_features" in code or "prep.build_snapshots" in code  # the right notebook
+    assert "build_snapshots(" in code  # the right notebook
     found = sorted({match.group(0) for match in TRUTH_WORDS.finditer(code)})
     assert not found, f"{PREP_NOTEBOOK.name} code names the ground truth: {found}"
 
@@ -90,11 +103,11 @@ def truth(tiny_root) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def model_inputs(tiny_tables) -> dict[str, pd.DataFrame]:
     params = tiny_params()
-    cutoffs = prep.parse_cutoffs(params["timeline"]["cutoffs"])
-    snapshots = prep.build_snapshots(tiny_tables, cutoffs, params["timeline"]["horizon_days"],
-                                     FeatureSettings.from_params(params["prep"]))
-    transformer = prep.fit_transformer(snapshots, cutoffs, imputer="median", knn_neighbors=5, knn_fit_rows=500,
-                                       iterative_max_iter=3, seed=0)
+    cutoffs = parse_cutoffs(params["timeline"]["cutoffs"])
+    snapshots = build_snapshots(
+        tiny_tables, cutoffs, params["timeline"]["horizon_days"], FeatureSettings.from_params(params["prep"])
+    )
+    transformer = transform.fit_on_training(snapshots, cutoffs, transform.ImputerSettings("median", 5, 500, 3, 0))
     return {"snapshots": snapshots, "prepared": transform.transform(transformer, snapshots)}
 
 
@@ -111,7 +124,9 @@ def test_truth_has_the_columns_this_test_looks_for(truth):
 def test_simulated_data_holds_no_truth_column(tiny_root, truth):
     data = {path.stem: pd.read_parquet(path) for path in (tiny_root / "data" / "simulated").glob("*.parquet")}
     public = {c for frame in data.values() for c in frame.columns}
-    leaked = public & (_truth_only_columns(truth, set()) - {"customer_id", "product_id", "category", "price_tier", "price"})
+    leaked = public & (
+        _truth_only_columns(truth, set()) - {"customer_id", "product_id", "category", "price_tier", "price"}
+    )
     assert not leaked, f"simulated (public) tables carry ground-truth columns: {sorted(leaked)}"
 
 
@@ -142,3 +157,52 @@ def test_affinity_features_are_observed_shares_not_the_true_affinities(model_inp
     assert (np.isclose(observed.to_numpy(), true.to_numpy())).mean() < 0.01  # nearly never the hidden value
     # and the truth's values are what a view-count share cannot be: continuous, never exactly 0 or 1
     assert ((true.to_numpy() > 0) & (true.to_numpy() < 1)).all()
+
+
+# --------------------------------------------------------------------------------------------
+# By behaviour: scramble the truth, rebuild the model inputs and the champion, nothing moves
+
+
+def _scrambled_truth(root: Path, seed: int) -> None:
+    """Permute every column of every truth table across its rows: the same values, attached to other customers."""
+    rng = np.random.default_rng(seed)
+    for path in sorted((root / TRUTH_DIR).glob("*.parquet")):
+        frame = pd.read_parquet(path)
+        for column in frame.columns:
+            if column not in ("customer_id", "product_id", "cutoff"):
+                frame[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+        frame.to_parquet(path)
+
+
+@pytest.mark.slow
+def test_prep_and_model_give_the_same_inputs_and_scores_whatever_the_truth_says(tiny_root, tmp_path):
+    """The strongest form of 'no model input reads the truth': change the truth and nothing the models use changes.
+
+    The oracle comparison (which does read the truth) moves, as it should; the snapshots and the champion's scores
+    do not.
+    """
+    runs = {}
+    for name in ("as_simulated", "scrambled"):
+        root = shutil.copytree(tiny_root, tmp_path / name)
+        shutil.copytree(REPO / "notebooks", root / "notebooks")
+        shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+        if name == "scrambled":
+            _scrambled_truth(root, seed=7)
+        for stage in ("prep", "segment", "model"):
+            notebook.execute(stage, root)
+        runs[name] = root
+    original, scrambled = runs["as_simulated"], runs["scrambled"]
+    truth_read = pd.read_parquet(original / paths.TRUTH_ORDER_PROBABILITY)["p_true"]
+    assert not np.array_equal(truth_read, pd.read_parquet(scrambled / paths.TRUTH_ORDER_PROBABILITY)["p_true"])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(scrambled / paths.SNAPSHOTS_FILE),
+        pd.read_parquet(original / paths.SNAPSHOTS_FILE),
+        check_exact=True,
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(scrambled / paths.SCORES_FILE).drop(columns="model_version"),
+        pd.read_parquet(original / paths.SCORES_FILE).drop(columns="model_version"),
+        check_exact=True,
+    )
+    champions = [read_json(root / paths.MODEL_METRICS)["champion"]["name"] for root in (original, scrambled)]
+    assert champions[0] == champions[1]

@@ -93,20 +93,32 @@ def write_segments(database: Path, assignments: pd.DataFrame, model: dict[str, A
         rows = assignments.sort_values("customer_id")
         connection.executemany(
             "INSERT INTO customer_segments VALUES (?, ?, ?, ?, ?)",
-            zip(rows["customer_id"].astype(str), rows["segment_id"].astype(int).tolist(), rows["segment_name"].astype(str),
-                [model["model_version"]] * len(rows), [model["fitted_on"]] * len(rows)),
+            zip(
+                rows["customer_id"].astype(str),
+                rows["segment_id"].astype(int).tolist(),
+                rows["segment_name"].astype(str),
+                [model["model_version"]] * len(rows),
+                [model["fitted_on"]] * len(rows),
+            ),
         )
         connection.execute(
             "INSERT OR REPLACE INTO segment_models VALUES (?, ?, ?, ?, ?, ?)",
-            (model["model_version"], model["fitted_on"], int(model["k"]), ",".join(model["features"]),
-             model.get("silhouette"), model.get("davies_bouldin")),
+            (
+                model["model_version"],
+                model["fitted_on"],
+                int(model["k"]),
+                ",".join(model["features"]),
+                model.get("silhouette"),
+                model.get("davies_bouldin"),
+            ),
         )
     connection.close()
     return Path(database)
 
 
 def write_propensity(source: Path, target: Path, scores: pd.DataFrame) -> Path:
-    """`target` = the segment database at `source` (if any) plus `customer_propensity` and the view `customer_attributes`.
+    """`target` = the segment database at `source` (if any) plus `customer_propensity` and the view
+    `customer_attributes`.
 
     `scores` has customer_id, propensity, model_version, scored_at.
     """
@@ -118,7 +130,12 @@ def write_propensity(source: Path, target: Path, scores: pd.DataFrame) -> Path:
         rows = scores.sort_values("customer_id")
         connection.executemany(
             "INSERT INTO customer_propensity VALUES (?, ?, ?, ?)",
-            zip(rows["customer_id"].astype(str), rows["propensity"].astype(float), rows["model_version"], rows["scored_at"]),
+            zip(
+                rows["customer_id"].astype(str),
+                rows["propensity"].astype(float),
+                rows["model_version"],
+                rows["scored_at"],
+            ),
         )
     connection.close()
     return target
@@ -133,18 +150,31 @@ def write_live_profiles(source: Path, target: Path, latest: pd.DataFrame, as_of:
     connection = _connect(target)
     with connection:
         connection.executescript(LIVE_PROFILE_SCHEMA)
-        connection.executemany("INSERT INTO customer_live_profile VALUES (?, ?, ?, ?, ?, ?, ?)", zip(
-            latest["customer_id"].astype(str), latest["ts"].astype(str), latest["propensity"].astype(float),
-            latest["banner"].astype(str), latest["experience"].astype(str), latest["arm"].astype(str),
-            [as_of.isoformat()] * len(latest)))
+        connection.executemany(
+            "INSERT INTO customer_live_profile VALUES (?, ?, ?, ?, ?, ?, ?)",
+            zip(
+                latest["customer_id"].astype(str),
+                latest["ts"].astype(str),
+                latest["propensity"].astype(float),
+                latest["banner"].astype(str),
+                latest["experience"].astype(str),
+                latest["arm"].astype(str),
+                [as_of.isoformat()] * len(latest),
+            ),
+        )
     connection.close()
     return target
 
 
 def read_table(database: Path, table: str) -> pd.DataFrame:
     """One table or view of the attribute database (customer_segments, customer_attributes, ...), by customer id."""
-    if table not in ("customer_segments", "segment_models", "customer_propensity", "customer_attributes",
-                     "customer_live_profile"):
+    if table not in (
+        "customer_segments",
+        "segment_models",
+        "customer_propensity",
+        "customer_attributes",
+        "customer_live_profile",
+    ):
         raise ValueError(f"{table!r} is not a table of the attribute database")
     order = "model_version" if table == "segment_models" else "customer_id"
     connection = sqlite3.connect(database)

@@ -11,6 +11,7 @@ from typing import Literal
 
 Kind = Literal["id", "timestamp", "number", "integer", "text"]
 
+
 #: Event types the features understand. Other types are kept (they still mark a session as active).
 class DataContractError(ValueError):
     """The input does not meet the data contract in a way row quarantine cannot fix."""
@@ -74,8 +75,17 @@ ORDERS = Table(
         Column("amount", "number", minimum=0, description="amount paid, after discounts"),
         Column("quantity", "integer", required=False, nullable=True, minimum=1, description="items in the order"),
         Column("product_id", "id", required=False, nullable=True, description="the product, for single-item orders"),
-        Column("discount", "number", required=False, nullable=True, minimum=0, description="discount given, same currency as amount"),
-        Column("session_id", "id", required=False, nullable=True, description="the clickstream session the order came from"),
+        Column(
+            "discount",
+            "number",
+            required=False,
+            nullable=True,
+            minimum=0,
+            description="discount given, same currency as amount",
+        ),
+        Column(
+            "session_id", "id", required=False, nullable=True, description="the clickstream session the order came from"
+        ),
     ),
 )
 
@@ -92,8 +102,17 @@ EVENTS = Table(
         Column("ts", "timestamp", description="when it happened (ISO 8601)"),
         Column("event_type", "text", description="product_view, add_to_cart, purchase (others are kept)"),
         Column("product_id", "id", required=False, nullable=True, description="the product concerned, if any"),
-        Column("device", "text", required=False, nullable=True, description="mobile, desktop, tablet (others are kept)"),
-        Column("dwell_seconds", "number", required=False, nullable=True, minimum=0, description="time spent on the event's page"),
+        Column(
+            "device", "text", required=False, nullable=True, description="mobile, desktop, tablet (others are kept)"
+        ),
+        Column(
+            "dwell_seconds",
+            "number",
+            required=False,
+            nullable=True,
+            minimum=0,
+            description="time spent on the event's page",
+        ),
     ),
 )
 
@@ -107,7 +126,9 @@ CUSTOMERS = Table(
         Column("customer_id", "id", description="unique per customer"),
         Column("signup_at", "timestamp", required=False, nullable=True, description="when the account was created"),
         Column("age_band", "text", required=False, nullable=True, description="e.g. 25-34"),
-        Column("gender", "text", required=False, nullable=True, description="free text, e.g. female, male, unspecified"),
+        Column(
+            "gender", "text", required=False, nullable=True, description="free text, e.g. female, male, unspecified"
+        ),
         Column("region", "text", required=False, nullable=True, description="free text"),
     ),
 )
@@ -120,7 +141,15 @@ PRODUCTS = Table(
     columns=(
         Column("product_id", "id", description="unique per product"),
         Column("category", "text", description="e.g. dresses, shoes"),
-        Column("price", "number", required=False, nullable=True, minimum=0, minimum_inclusive=False, description="list price"),
+        Column(
+            "price",
+            "number",
+            required=False,
+            nullable=True,
+            minimum=0,
+            minimum_inclusive=False,
+            description="list price",
+        ),
         Column("price_tier", "text", required=False, nullable=True, description="e.g. budget, mid, premium"),
     ),
 )

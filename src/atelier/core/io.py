@@ -28,6 +28,11 @@ def read_parquet(path: Path | str, columns: list[str] | None = None) -> pd.DataF
     return pd.read_parquet(path, columns=columns)
 
 
+def python_scalar(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (int, float, bool, str); anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _plain(value: Any) -> Any:
     """Turn numpy/pandas scalars into JSON-friendly Python values; NaN becomes None."""
     if isinstance(value, dict):

@@ -56,6 +56,8 @@ SEGMENTS_FILE = SEGMENTS_DIR / "segments.parquet"
 SEGMENT_ATTRIBUTES = SEGMENTS_DIR / "attributes.sqlite"  # table customer_segments: the user attributes
 SEGMENT_MODEL_DIR = Path("models/segment")
 SEGMENTER_FILE = SEGMENT_MODEL_DIR / "segmenter.skops"
+SEGMENTER_PREVIOUS_FILE = SEGMENT_MODEL_DIR / "segmenter_previous.skops"  # fitted at the previous cutoff
+SEGMENTER_DESCRIPTION_FILE = SEGMENT_MODEL_DIR / "segmenter.json"  # version, k, features, names
 
 # Phase "model".
 REGISTRY_DIR = Path("models/registry")
@@ -86,3 +88,5 @@ SEGMENT_PLOTS = plots_dir("segment")
 MODEL_PLOTS = plots_dir("model")
 REPLAY_PLOTS = plots_dir("replay")
 ROBUSTNESS_PLOTS = plots_dir("robustness")
+
+SEGMENT_K_SWEEP_PLOT = SEGMENT_PLOTS / "k_sweep.csv"

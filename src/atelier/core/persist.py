@@ -19,10 +19,12 @@ import skops.io as sio
 from sklearn.base import BaseEstimator
 
 #: scikit-learn's compiled tree structures: fitted trees hold them as data (no code runs on load).
-TRUSTED_SKLEARN_DATA_TYPES = frozenset({
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-})
+TRUSTED_SKLEARN_DATA_TYPES = frozenset(
+    {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
 
 
 def _trusted(type_name: str) -> bool:
@@ -99,5 +101,8 @@ def load_skops(path: Path | str) -> Any:
     untrusted = sio.get_untrusted_types(file=path)
     unexpected = [t for t in untrusted if not _trusted(t)]
     if unexpected:
-        raise ValueError(f"{path} contains types Atelier does not trust: {unexpected}. Refit it with `dvc repro` rather than loading a file of unknown origin.")
+        raise ValueError(
+            f"{path} contains types Atelier does not trust: {unexpected}. "
+            "Refit it with `dvc repro` rather than loading a file of unknown origin."
+        )
     return sio.load(path, trusted=untrusted)

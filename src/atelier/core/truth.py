@@ -14,11 +14,14 @@ from atelier.core import paths
 
 
 def personas(root: Path, customers: pd.Index) -> pd.Series | None:
-    """The simulator's hidden persona per customer (aligned to `customers`; NaN for unknown ids), or None for user data."""
+    """The simulator's hidden persona per customer (aligned to `customers`; NaN for unknown ids), or None for user
+    data."""
     path = Path(root) / paths.TRUTH_CUSTOMERS
     if not path.exists():
         return None
-    return pd.read_parquet(path, columns=["customer_id", "persona"]).set_index("customer_id")["persona"].reindex(customers)
+    return (
+        pd.read_parquet(path, columns=["customer_id", "persona"]).set_index("customer_id")["persona"].reindex(customers)
+    )
 
 
 def order_probability(root: Path, cutoff: pd.Timestamp, customers: pd.Index) -> pd.Series | None:

@@ -1,4 +1,4 @@
-"""The reports' landing page and the code-hidden "story" render of each executed notebook.
+"""The reports' landing page: every phase with its question, headline figures and key plot.
 
 reports/index.html lists every phase in `paths.NOTEBOOK_STAGES`: its title and question (from the
 executed notebook), links to the full and the story HTML, a few headline figures from metrics/*.json
@@ -87,19 +87,34 @@ def retraining(result: dict) -> str:
 
 def fairness_flags(result: dict) -> str:
     flagged = result["flagged"]
-    return f"{len(flagged)} of {len(result['ratios'])}" + (f" ({', '.join(flagged[:3])}{' …' if len(flagged) > 3 else ''})" if flagged else "")
+    return f"{len(flagged)} of {len(result['ratios'])}" + (
+        f" ({', '.join(flagged[:3])}{' …' if len(flagged) > 3 else ''})" if flagged else ""
+    )
 
 
 def rollback_drills(drills: dict) -> str:
     if not drills:
         return "no drill on this data"
-    return "; ".join(f"{kind}: " + (f"caught on day {d['detected_day']} by {d['detection_rule']}, back to {d['rolled_back_to']}"
-                                   if d.get("detected_day") else "not caught") for kind, d in drills.items())
+    return "; ".join(
+        f"{kind}: "
+        + (
+            f"caught on day {d['detected_day']} by {d['detection_rule']}, back to {d['rolled_back_to']}"
+            if d.get("detected_day")
+            else "not caught"
+        )
+        for kind, d in drills.items()
+    )
 
 
 def retraining_gains(against: dict) -> str:
-    return "; ".join(f"{policy} {_number(r['mean_difference']):+.4f} (95 % CI {_number(r['ci_low']):+.4f} … "
-                     f"{_number(r['ci_high']):+.4f})" for policy, r in against.items()) or "no baseline"
+    return (
+        "; ".join(
+            f"{policy} {_number(r['mean_difference']):+.4f} (95 % CI {_number(r['ci_low']):+.4f} … "
+            f"{_number(r['ci_high']):+.4f})"
+            for policy, r in against.items()
+        )
+        or "no baseline"
+    )
 
 
 HEADLINES: dict[str, list[Headline]] = {
@@ -113,8 +128,12 @@ HEADLINES: dict[str, list[Headline]] = {
         ("Segments (k)", "metrics/segment.json", "k", "{}"),
         ("Silhouette", "metrics/segment.json", "quality.silhouette", "{:.3f}"),
         ("Davies-Bouldin", "metrics/segment.json", "quality.davies_bouldin", "{:.2f}"),
-        ("Bootstrap ARI (mean, min)", "metrics/segment.json", "stability",
-         lambda s: f"{_number(s['ari_mean']):.3f} (min {_number(s['ari_min']):.3f})"),
+        (
+            "Bootstrap ARI (mean, min)",
+            "metrics/segment.json",
+            "stability",
+            lambda s: f"{_number(s['ari_mean']):.3f} (min {_number(s['ari_min']):.3f})",
+        ),
         ("ARI vs true personas", "metrics/segment.json", "truth.ari", "{:.3f}"),
     ],
     "model": [
@@ -131,11 +150,19 @@ HEADLINES: dict[str, list[Headline]] = {
     ],
     "robustness": [
         ("Fairness ratios below the threshold", "metrics/robustness.json", "fairness", fairness_flags),
-        ("Injected bad rows", "metrics/robustness.json", "data_checks",
-         lambda d: f"{d['injected_rows']:,} injected, {d['missed']} missed, {d['false_alarms']} false alarms"),
+        (
+            "Injected bad rows",
+            "metrics/robustness.json",
+            "data_checks",
+            lambda d: f"{d['injected_rows']:,} injected, {d['missed']} missed, {d['false_alarms']} false alarms",
+        ),
         ("Retraining, AUC against never", "metrics/robustness.json", "retraining.against_never", retraining_gains),
-        ("Explanations passing every check", "metrics/robustness.json", "explanations.verdict_shares",
-         lambda v: f"{_percent(v.get('trust', 0))} %"),
+        (
+            "Explanations passing every check",
+            "metrics/robustness.json",
+            "explanations.verdict_shares",
+            lambda v: f"{_percent(v.get('trust', 0))} %",
+        ),
         ("Bad models promoted by mistake", "metrics/robustness.json", "rollback", rollback_drills),
     ],
 }
@@ -178,10 +205,10 @@ def title_and_question(notebook: nbformat.NotebookNode) -> tuple[str, str]:
     title = _plain(lines[start].lstrip().lstrip("#"))
     asked = next((i for i, line in enumerate(lines) if line.startswith(QUESTIONS_LABEL)), None)
     if asked is not None:  # the notebook lists the questions it answers: show those
-        lines = [lines[asked][len(QUESTIONS_LABEL):]] + lines[asked + 1:]
+        lines = [lines[asked][len(QUESTIONS_LABEL) :]] + lines[asked + 1 :]
         start = -1
     paragraph: list[str] = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip() or line.lstrip().startswith("#"):
             if paragraph:
                 break
@@ -205,23 +232,12 @@ def key_plot(notebook: nbformat.NotebookNode) -> str | None:
     return None
 
 
-def render_story(executed: Path, notebook: nbformat.NotebookNode | None = None) -> Path:
-    """Render `<name>.story.html` beside the executed notebook: markdown and outputs, no code."""
-    executed = Path(executed)
-    notebook = notebook if notebook is not None else nbformat.read(executed, as_version=4)
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": f"{executed.stem} (story)"}})
-    story = executed.with_name(f"{executed.stem}.story.html")
-    story.write_text(body, encoding="utf-8", newline="\n")
-    return story
-
-
 CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
 section{border-top:2px solid #444;margin-top:2rem}.question{color:#555;font-style:italic}
-.missing{color:#999}img{max-width:100%;height:auto}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
+.missing{color:#999}img{max-width:100%;height:auto}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
 dt{font-weight:600}dd{margin:0}"""
 
 
@@ -246,18 +262,27 @@ def _phase(root: Path, stage: str, name: str) -> tuple[str, str]:
     notebook = nbformat.read(executed, as_version=4)
     title, question = title_and_question(notebook)
     failed = notebook.metadata.get("papermill", {}).get("exception")
-    status = ' <strong>(failed: see the full report)</strong>' if failed else ""
+    status = " <strong>(failed: see the full report)</strong>" if failed else ""
     links = _links(report_dir, name)
-    row = (f'<tr><td><a href="#{e(stage)}">{e(stage)}</a></td><td>{e(name)}</td><td>{e(title) or MISSING}{status}</td>'
-           f'<td>{e(question)}</td><td>{links}</td></tr>')
-    figures = "".join(f"<dt>{e(label)}</dt><dd>{e(headline_value(root, file, key, fmt))}</dd>"
-                      for label, file, key, fmt in HEADLINES.get(stage, []))
+    row = (
+        f'<tr><td><a href="#{e(stage)}">{e(stage)}</a></td><td>{e(name)}</td><td>{e(title) or MISSING}{status}</td>'
+        f"<td>{e(question)}</td><td>{links}</td></tr>"
+    )
+    figures = "".join(
+        f"<dt>{e(label)}</dt><dd>{e(headline_value(root, file, key, fmt))}</dd>"
+        for label, file, key, fmt in HEADLINES.get(stage, [])
+    )
     figures = f"<dl>{figures}</dl>" if figures else '<p class="missing">No headline figures declared.</p>'
     image = key_plot(notebook)
-    plot = (f'<figure><img alt="{e(f"Key plot of {name}")}" src="data:image/png;base64,{e(image)}"></figure>'
-            if image else '<p class="missing">This report has no plot.</p>')
-    section = (f'<section id="{e(stage)}"><h2>{e(title or name)}</h2><p class="question">{e(question)}</p>'
-               f"<p>{links}</p>{figures}{plot}</section>")
+    plot = (
+        f'<figure><img alt="{e(f"Key plot of {name}")}" src="data:image/png;base64,{e(image)}"></figure>'
+        if image
+        else '<p class="missing">This report has no plot.</p>'
+    )
+    section = (
+        f'<section id="{e(stage)}"><h2>{e(title or name)}</h2><p class="question">{e(question)}</p>'
+        f"<p>{links}</p>{figures}{plot}</section>"
+    )
     return row, section
 
 

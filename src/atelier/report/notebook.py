@@ -23,6 +23,7 @@ import yaml
 
 from atelier.core import paths
 from atelier.core.config import THREAD_VARIABLES, ParamsError, get, load_params
+from atelier.report.render import render_html
 
 log = logging.getLogger("atelier.report.notebook")
 
@@ -40,7 +41,9 @@ def declared_params(stage: str, root: Path) -> list[str]:
         elif isinstance(entry, dict):
             for file, names in entry.items():
                 if Path(file).name != "params.yaml":
-                    raise ParamsError(f"stage '{stage}' reads params from {file}; Atelier keeps them all in params.yaml")
+                    raise ParamsError(
+                        f"stage '{stage}' reads params from {file}; Atelier keeps them all in params.yaml"
+                    )
                 keys.extend(names)
     return keys
 
@@ -89,23 +92,6 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def render_html(executed: Path) -> Path:
-    """Render an executed notebook to HTML beside it (nbconvert's lab template), and its code-hidden
-    story version `<name>.story.html`; return the full HTML. Both depend only on the notebook."""
-    from nbconvert import HTMLExporter
-
-    from atelier.report.index import render_story  # imported here: report_index imports this module
-
-    executed = Path(executed)
-    notebook = nbformat.read(executed, as_version=4)
-    resources = {"metadata": {"name": executed.stem}}  # the page title; nbconvert's default is "Notebook"
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook, resources=resources)
-    html = executed.with_suffix(".html")
-    html.write_text(body, encoding="utf-8", newline="\n")
-    render_story(executed, notebook)
-    return html
 
 
 def execute(stage: str, root: Path, parameters: dict[str, Any] | None = None, report_dir: Path | None = None) -> Path:

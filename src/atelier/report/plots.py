@@ -9,7 +9,9 @@ from matplotlib.figure import Figure
 
 from atelier.core.dates import black_friday
 
-plt.rcParams.update({"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3})
+plt.rcParams.update(
+    {"figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
+)
 
 
 def funnel(steps: pd.DataFrame) -> Figure:
@@ -37,7 +39,9 @@ def daily_activity(daily: pd.DataFrame, cutoffs: list[pd.Timestamp] | None = Non
             friday = black_friday(year)
             if daily.index.min() <= friday <= daily.index.max():
                 ax.axvline(friday, color="#c44e52", ls="--", lw=1)
-                ax.annotate("Black Friday", (friday, ax.get_ylim()[1]), color="#c44e52", ha="right", va="top", fontsize=8)
+                ax.annotate(
+                    "Black Friday", (friday, ax.get_ylim()[1]), color="#c44e52", ha="right", va="top", fontsize=8
+                )
         for cutoff in cutoffs or []:
             ax.axvline(cutoff, color="#55a868", ls=":", lw=1)
     axes[0, 0].legend(loc="upper left", fontsize=8)
@@ -88,7 +92,18 @@ def before_after(before: pd.Series, after: pd.Series, title: str) -> Figure:
 # ------------------------------------------------------------------------------------------------
 # Segmentation
 # ------------------------------------------------------------------------------------------------
-SEGMENT_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
+SEGMENT_COLORS = [
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+    "#64b5cd",
+]
 
 
 def _segment_color(segment: int) -> str:
@@ -97,8 +112,12 @@ def _segment_color(segment: int) -> str:
 
 def k_sweep(sweep: pd.DataFrame, sweep_raw: pd.DataFrame, chosen_k: int) -> Figure:
     """Silhouette, Davies-Bouldin, largest-cluster share and inertia against k, log1p vs raw features."""
-    panels = [("silhouette", "silhouette (higher is better)"), ("davies_bouldin", "Davies-Bouldin (lower is better)"),
-              ("largest_share", "share of the largest cluster"), ("inertia", "inertia (elbow)")]
+    panels = [
+        ("silhouette", "silhouette (higher is better)"),
+        ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+        ("largest_share", "share of the largest cluster"),
+        ("inertia", "inertia (elbow)"),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
     for ax, (column, title) in zip(axes, panels):
         ax.plot(sweep.index, sweep[column], marker="o", label="log1p, scaled")
@@ -126,13 +145,21 @@ def k_distance(distances, eps: float, min_samples: int) -> Figure:
     return fig
 
 
-def segments_2d(coordinates, labels, names: dict[int, str], title: str, axis_labels: tuple[str, str] = ("1", "2")) -> Figure:
+def segments_2d(
+    coordinates, labels, names: dict[int, str], title: str, axis_labels: tuple[str, str] = ("1", "2")
+) -> Figure:
     """A 2-D scatter of customers coloured by segment."""
     fig, ax = plt.subplots(figsize=(6.5, 5))
     for segment in sorted(set(labels)):
         mask = labels == segment
-        ax.scatter(coordinates[mask, 0], coordinates[mask, 1], s=4, alpha=0.5, color=_segment_color(segment),
-                   label=names.get(segment, str(segment)))
+        ax.scatter(
+            coordinates[mask, 0],
+            coordinates[mask, 1],
+            s=4,
+            alpha=0.5,
+            color=_segment_color(segment),
+            label=names.get(segment, str(segment)),
+        )
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.set_title(title)
@@ -147,8 +174,15 @@ def segments_3d(coordinates, labels, names: dict[int, str], explained) -> Figure
     ax = fig.add_subplot(projection="3d")
     for segment in sorted(set(labels)):
         mask = labels == segment
-        ax.scatter(coordinates[mask, 0], coordinates[mask, 1], coordinates[mask, 2], s=3, alpha=0.4,
-                   color=_segment_color(segment), label=names.get(segment, str(segment)))
+        ax.scatter(
+            coordinates[mask, 0],
+            coordinates[mask, 1],
+            coordinates[mask, 2],
+            s=3,
+            alpha=0.4,
+            color=_segment_color(segment),
+            label=names.get(segment, str(segment)),
+        )
     ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
     ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
     ax.set_zlabel(f"PC3 ({explained[2]:.0%})")
@@ -178,7 +212,10 @@ def pairwise(frame: pd.DataFrame, labels, names: dict[int, str]) -> Figure:
             if column == 0:
                 ax.set_ylabel(y, fontsize=8)
             ax.tick_params(labelsize=6)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=_segment_color(s), label=names.get(s, str(s))) for s in sorted(set(labels))]
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=_segment_color(s), label=names.get(s, str(s)))
+        for s in sorted(set(labels))
+    ]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
@@ -197,7 +234,9 @@ def stability(jaccard: pd.DataFrame, names: dict[int, str]) -> Figure:
     return fig
 
 
-def heatmap(table: pd.DataFrame, title: str, fmt: str = "{:.2f}", cmap: str = "RdBu_r", center: float | None = 0.0) -> Figure:
+def heatmap(
+    table: pd.DataFrame, title: str, fmt: str = "{:.2f}", cmap: str = "RdBu_r", center: float | None = 0.0
+) -> Figure:
     """An annotated heat map of a small table (profiles, confusion tables, transitions)."""
     values = table.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(0.9 * table.shape[1] + 2.5, 0.45 * table.shape[0] + 1.5))
@@ -232,18 +271,25 @@ def model_curves(curves: dict[str, dict[str, pd.DataFrame]], oracle: dict[str, p
         axes[1].plot(curve["pr"]["recall"], curve["pr"]["precision"], label=name, **style)
         axes[2].plot(curve["gains"]["share_targeted"], curve["gains"]["share_of_buyers"], label=name, **style)
         axes[3].plot(curve["lift"]["decile"], curve["lift"]["lift"], marker="o", ms=3, label=name, **style)
-        axes[4].plot(curve["calibration"]["predicted"], curve["calibration"]["observed"], marker="o", ms=3, label=name, **style)
+        axes[4].plot(
+            curve["calibration"]["predicted"], curve["calibration"]["observed"], marker="o", ms=3, label=name, **style
+        )
     axes[0].plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
     axes[2].plot([0, 1], [0, 1], color="#bbbbbb", lw=1)
     axes[3].axhline(1.0, color="#bbbbbb", lw=1)  # random targeting
     axes[3].set_xticks(range(1, 11))
     limit = max(float(c["calibration"][["predicted", "observed"]].max().max()) for c in series.values())
     axes[4].plot([0, limit], [0, limit], color="#bbbbbb", lw=1)
-    for ax, (title, x, y) in zip(axes, [("ROC", "false positive rate", "true positive rate"),
-                                         ("Precision-recall", "recall", "precision"),
-                                         ("Cumulative gains", "share of customers targeted", "share of buyers reached"),
-                                         ("Lift by decile", "score decile (1 = highest scores)", "buyer rate / overall rate"),
-                                         ("Calibration (deciles)", "mean predicted probability", "observed buyer rate")]):
+    for ax, (title, x, y) in zip(
+        axes,
+        [
+            ("ROC", "false positive rate", "true positive rate"),
+            ("Precision-recall", "recall", "precision"),
+            ("Cumulative gains", "share of customers targeted", "share of buyers reached"),
+            ("Lift by decile", "score decile (1 = highest scores)", "buyer rate / overall rate"),
+            ("Calibration (deciles)", "mean predicted probability", "observed buyer rate"),
+        ],
+    ):
         ax.set_title(title)
         ax.set_xlabel(x)
         ax.set_ylabel(y)
@@ -256,7 +302,9 @@ def importances(table: pd.DataFrame, title: str, top: int = 15) -> Figure:
     """Side-by-side horizontal bars of several importance measures (each scaled to its maximum)."""
     shown = table.loc[table.abs().max(axis=1).sort_values(ascending=False).index[:top]]
     scaled = shown / shown.abs().max()
-    fig, axes = plt.subplots(1, len(scaled.columns), figsize=(3.3 * len(scaled.columns), 0.3 * len(shown) + 1.2), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(scaled.columns), figsize=(3.3 * len(scaled.columns), 0.3 * len(shown) + 1.2), sharey=True
+    )
     axes = np.atleast_1d(axes)
     for ax, column in zip(axes, scaled.columns):
         ax.barh(scaled.index[::-1], scaled[column][::-1], color="#4c72b0")
@@ -286,7 +334,9 @@ def explanation(frame: pd.DataFrame, title: str) -> Figure:
 def uplift_sensitivity(sweep: pd.DataFrame, chosen: float) -> Figure:
     """Relative conversion uplift (with its interval) against the assumed response strength."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    ax.fill_between(sweep["strength"], sweep["ci_low"], sweep["ci_high"], color="#9aa9c4", alpha=0.5, label="95 % interval")
+    ax.fill_between(
+        sweep["strength"], sweep["ci_low"], sweep["ci_high"], color="#9aa9c4", alpha=0.5, label="95 % interval"
+    )
     ax.plot(sweep["strength"], sweep["relative_uplift"], marker="o", color="#2a4d8f", label="relative uplift")
     ax.axhline(0, color="#666666", lw=0.8)
     ax.axhline(0.15, color="#c44e52", ls="--", lw=1, label="case study: +15 %")
@@ -326,11 +376,19 @@ def drift(table: pd.DataFrame, threshold: float, trigger=None) -> Figure:
     ax.axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"threshold {threshold:g}")
     if trigger is not None:
         ax.axvline(trigger, color="#c44e52", lw=1.5)
-        ax.annotate("retraining triggered", (trigger, ax.get_ylim()[1]), color="#c44e52", ha="left", va="top", fontsize=8)
+        ax.annotate(
+            "retraining triggered", (trigger, ax.get_ylim()[1]), color="#c44e52", ha="left", va="top", fontsize=8
+        )
     for year in sorted({pd.Timestamp(d).year for d in table.index}):
         friday = black_friday(year)
         if pd.Timestamp(table.index.min()) <= friday <= pd.Timestamp(table.index.max()):
-            ax.axvspan(friday - pd.Timedelta(days=3), friday + pd.Timedelta(days=4), color="#dd8452", alpha=0.15, label="Black Friday week")
+            ax.axvspan(
+                friday - pd.Timedelta(days=3),
+                friday + pd.Timedelta(days=4),
+                color="#dd8452",
+                alpha=0.15,
+                label="Black Friday week",
+            )
     ax.set_ylabel("PSI vs training")
     ax.legend(fontsize=8, ncol=3)
     ax.set_title("Drift of scored profiles against the champion's training data")
@@ -364,7 +422,7 @@ def retraining_auc(table: pd.DataFrame) -> Figure:
     """Out-of-time AUC per cutoff for each retraining policy; filled markers where the policy retrained."""
     fig, ax = plt.subplots(figsize=(9, 3.4))
     for policy, rows in table.groupby("policy", sort=False):
-        line, = ax.plot(rows["cutoff"], rows["auc"], marker="o", mfc="none", label=policy)
+        (line,) = ax.plot(rows["cutoff"], rows["auc"], marker="o", mfc="none", label=policy)
         fits = rows[rows["retrained"]]
         ax.plot(fits["cutoff"], fits["auc"], "o", color=line.get_color())
     ax.set_ylabel("out-of-time ROC AUC")
@@ -380,16 +438,29 @@ def rollback_timeline(timeline: pd.DataFrame, threshold: float, title: str) -> F
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.plot(timeline["day"], timeline["score_psi"], color="#b0b0b0", lw=1, zorder=1)
     for number, (version, rows) in enumerate(timeline.groupby("champion_version", sort=False)):
-        ax.scatter(rows["day"], rows["score_psi"], color=("#c44e52", "#4c72b0", "#55a868")[number % 3], zorder=2,
-                   label=f"scored by {version}")
+        ax.scatter(
+            rows["day"],
+            rows["score_psi"],
+            color=("#c44e52", "#4c72b0", "#55a868")[number % 3],
+            zorder=2,
+            label=f"scored by {version}",
+        )
     ax.axhline(threshold, color="#c44e52", ls="--", lw=1, label=f"alert threshold {threshold:g}")
     ax.set_ylim(0, max(float(np.nanmax(timeline["score_psi"].to_numpy(dtype=float), initial=0.0)), threshold) * 1.25)
     ax.set_xlim(timeline["day"].min() - pd.Timedelta(days=1), timeline["day"].max() + pd.Timedelta(days=1))
     for day, action in zip(timeline["day"], timeline["action"]):
         if action:
             ax.axvline(day, color="#55a868", lw=1.5)
-            ax.annotate(action, (day, ax.get_ylim()[1]), xytext=(4, -4), textcoords="offset points", color="#55a868",
-                        ha="left", va="top", fontsize=8)
+            ax.annotate(
+                action,
+                (day, ax.get_ylim()[1]),
+                xytext=(4, -4),
+                textcoords="offset points",
+                color="#55a868",
+                ha="left",
+                va="top",
+                fontsize=8,
+            )
     ax.set_ylabel("score PSI vs reference")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="center right")

@@ -22,8 +22,10 @@ OUTPUT_MARKER = "distinctive output marker 4242"
 
 def png(red: int) -> str:
     """A valid 1x1 PNG of the given red level, base64-encoded as notebooks store it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     pixels = zlib.compress(bytes([0, red, 0, 0]))
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     raw = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
@@ -35,16 +37,22 @@ FIRST_IMAGE, KEY_IMAGE = png(10), png(200)
 
 def executed_notebook(title: str = "2 · Segments that hold", tag_key_plot: bool = True) -> nbformat.NotebookNode:
     """An 'executed' notebook: a heading and question, a code cell with a stream output, two plots."""
-    key_cell = new_code_cell("plots.k_sweep(sweep)", outputs=[new_output("display_data", data={"image/png": KEY_IMAGE})])
+    key_cell = new_code_cell(
+        "plots.k_sweep(sweep)", outputs=[new_output("display_data", data={"image/png": KEY_IMAGE})]
+    )
     if tag_key_plot:
         key_cell.metadata["tags"] = ["key-plot"]
-    return new_notebook(cells=[
-        new_markdown_cell(f"# {title}\n\n*Which customers behave alike, and does it last?* More text\n\nSecond paragraph."),
-        new_code_cell(CODE_MARKER, outputs=[new_output("stream", name="stdout", text=OUTPUT_MARKER + "\n")]),
-        new_markdown_cell("## A section\n\nThe narrative stays in the story."),
-        new_code_cell("plots.first(x)", outputs=[new_output("display_data", data={"image/png": FIRST_IMAGE})]),
-        key_cell,
-    ])
+    return new_notebook(
+        cells=[
+            new_markdown_cell(
+                f"# {title}\n\n*Which customers behave alike, and does it last?* More text\n\nSecond paragraph."
+            ),
+            new_code_cell(CODE_MARKER, outputs=[new_output("stream", name="stdout", text=OUTPUT_MARKER + "\n")]),
+            new_markdown_cell("## A section\n\nThe narrative stays in the story."),
+            new_code_cell("plots.first(x)", outputs=[new_output("display_data", data={"image/png": FIRST_IMAGE})]),
+            key_cell,
+        ]
+    )
 
 
 def write_report(root: Path, name: str, notebook: nbformat.NotebookNode) -> Path:
@@ -91,8 +99,11 @@ def test_key_plot_prefers_the_tagged_cell_over_the_first_image():
 
 def test_headline_formats_numbers_intervals_and_missing_keys(tmp_path):
     (tmp_path / "metrics").mkdir()
-    replay = {"ab_test": {"conversion": {"relative_uplift": 0.29213, "ci_low": 0.193493, "ci_high": 0.405389}},
-              "drift": {"trigger": None}, "books": {"balanced": True, "applied": 575201, "received": 581774}}
+    replay = {
+        "ab_test": {"conversion": {"relative_uplift": 0.29213, "ci_low": 0.193493, "ci_high": 0.405389}},
+        "drift": {"trigger": None},
+        "books": {"balanced": True, "applied": 575201, "received": 581774},
+    }
     (tmp_path / "metrics" / "replay.json").write_text(json.dumps(replay), encoding="utf-8")
     (tmp_path / "metrics" / "segment.json").write_text(json.dumps({"k": 5, "quality": {"silhouette": float("nan")}}))
     value = lambda file, key, fmt: headline_value(tmp_path, f"metrics/{file}.json", key, fmt)  # noqa: E731
@@ -123,7 +134,7 @@ def test_index_links_built_phases_and_lists_missing_ones(tmp_path):
         name = paths.NOTEBOOK_STAGES[stage]
         assert f'href="{name}.html"' in page and f'href="{name}.story.html"' in page
     for stage in set(paths.NOTEBOOK_STAGES) - {"segment", "model"}:
-        assert f"<td>{paths.NOTEBOOK_STAGES[stage]}</td><td colspan=\"3\" class=\"missing\">not built yet</td>" in page
+        assert f'<td>{paths.NOTEBOOK_STAGES[stage]}</td><td colspan="3" class="missing">not built yet</td>' in page
     assert "<dt>Silhouette</dt><dd>0.348</dd>" in page and f"<dd>{MISSING}</dd>" in page
     assert f"data:image/png;base64,{KEY_IMAGE}" in page and FIRST_IMAGE not in page
     assert "http://" not in page and "https://" not in page
@@ -143,7 +154,13 @@ def test_index_is_byte_identical_on_rebuild(tmp_path):
 
 
 def test_the_questions_a_notebook_lists_are_preferred_over_its_first_paragraph():
-    notebook = new_notebook(cells=[new_markdown_cell("# 9 · Title\n\n*A long case-study quote.*\n\n"
-                                                     "**Questions this report answers.** Is it fair?\nDoes it drift?\n\nMore text.")])
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(
+                "# 9 · Title\n\n*A long case-study quote.*\n\n"
+                "**Questions this report answers.** Is it fair?\nDoes it drift?\n\nMore text."
+            )
+        ]
+    )
     title, question = title_and_question(notebook)
     assert title == "9 · Title" and question == "Is it fair? Does it drift?"
