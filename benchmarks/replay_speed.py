@@ -22,12 +22,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from atelier.core.config import load_params  # noqa: E402
-from atelier.data.simulate.world import stream  # noqa: E402
-from atelier.replay import monitor, stage  # noqa: E402
-from atelier.replay.engine import to_records  # noqa: E402
-from atelier.replay.world import arrivals  # noqa: E402
+from atelier.data.features import FeatureSettings  # noqa: E402
+from atelier.replay import explanations, monitor, speed, stage  # noqa: E402
+from atelier.replay.loop import ReplaySettings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,23 +35,28 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     warnings.filterwarnings("ignore")
     params = load_params(REPO / "params.yaml")
-    context = stage.load_context(REPO, params)
+    context = stage.load_context(REPO, ReplaySettings.from_params(params["replay"], params["seed"]),
+                                 FeatureSettings.from_params(params["prep"]), params["timeline"],
+                                 source=params["data"]["source"], simulate=params["simulate"])
     began = time.perf_counter()
-    loop = stage.closed_loop(context).run(progress=False)
+    loop = context.closed_loop().run(progress=False)
     loop_seconds = time.perf_counter() - began
-    records = arrivals(to_records(loop.frames("events"), loop.frames("orders")), context.settings.noise, stream(context.settings.seed, 98))
-    speed = stage.micro_batch_throughput(context, records.drop(columns="arrival"))
-    first_day = records[records["ts"] < context.cutoff + np.timedelta64(1, "D")].drop(columns="arrival")
-    per_event = stage.per_event_latency(context, first_day, limit=len(first_day))
+    events, orders = loop.frames("events"), loop.frames("orders")
+    recorded = speed.network_stream(context, events, orders, speed.THROUGHPUT_STREAM)
+    throughput = speed.micro_batch_throughput(context, recorded)
+    first_day = speed.network_stream(context, events, orders, speed.LATENCY_STREAM,
+                                     until=context.cutoff + pd.Timedelta(days=1))
+    per_event = speed.per_event_latency(context, first_day)
     latency = monitor.latency_summary(per_event["milliseconds"].to_numpy() / 1000)
-    _, explained = stage.explain_decisions(context, loop.frames("decisions"), loop.frames("profiles"), 30)
+    explained = explanations.explain_decisions(context, loop.frames("decisions"), loop.frames("profiles"),
+                                               stage.reference_profiles(context), 30).lines
     print(json.dumps({
         "benchmark": "replay_speed",
         "visits": int(len(loop.frames("visits"))),
         "closed_loop_seconds": round(loop_seconds, 1),
-        "micro_batch_records": speed["records"],
+        "micro_batch_records": throughput["records"],
         "micro_batch_size": context.settings.micro_batch_events,
-        "micro_batch_records_per_second": round(speed["records_per_second"]),
+        "micro_batch_records_per_second": round(throughput["records_per_second"]),
         "per_event_decisions": int(latency["count"]),
         "per_event_p50_ms": round(latency["p50"], 3),
         "per_event_p99_ms": round(latency["p99"], 3),

@@ -18,7 +18,6 @@ from atelier.data import stage as data_stage
 from atelier.data.features import purchase_label
 from atelier.model import explain
 from atelier.model.registry import Registry
-from atelier.replay.policy import REASONS
 from atelier.report import notebook as stages
 from atelier.segment import agreement as segment_agreement
 from atelier.segment import stage as segment_stage
@@ -206,6 +205,8 @@ def test_model_notebook_on_orders_alone_has_no_oracle(orders_only_root):
 
 
 def test_replay_notebook_balances_its_books_and_measures_the_test(prepped_root):
+    from atelier.replay.policy import REASONS
+
     root = prepped_root
     _upstream(root, "segment", "model")
     executed = stages.execute("replay", root)

@@ -69,6 +69,7 @@ PROPENSITY_ATTRIBUTES = PROPENSITY_DIR / "attributes.sqlite"  # scores beside th
 REPLAY_DIR = Path("data/replay")
 VISITS_FILE = REPLAY_DIR / "visits.parquet"
 DEAD_LETTERS_FILE = REPLAY_DIR / "dead_letters.parquet"
+REPLAY_CHECKPOINT_DIR = REPLAY_DIR / "checkpoint"  # the closed loop's profile state, a restart continues from it
 REPLAY_ATTRIBUTES = REPLAY_DIR / "attributes.sqlite"  # the model stage's copy plus each customer's live profile
 REPLAY_REGISTRY_DIR = Path("models/replay_registry")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,8 @@ def arm_summary(sessions: pd.DataFrame) -> pd.DataFrame:
     """
     customers = per_customer(sessions)
     summary = customers.groupby(level="arm").agg(
-        sessions=("sessions", "sum"), customers=("sessions", "size"), conversions=("conversions", "sum"), revenue=("revenue", "sum")
+        sessions=("sessions", "sum"), customers=("sessions", "size"), conversions=("conversions", "sum"),
+        revenue=("revenue", "sum")
     )
     summary = summary.reindex([arm for arm in ARMS if arm in summary.index])
     summary.index.name = "arm"
@@ -101,7 +103,8 @@ def arm_summary(sessions: pd.DataFrame) -> pd.DataFrame:
     summary["revenue_per_session"] = summary["revenue"] / summary["sessions"]
     summary["average_order_value"] = summary["revenue"] / summary["conversions"].where(summary["conversions"] > 0)
     return summary[
-        ["sessions", "customers", "conversions", "conversion_rate", "revenue", "revenue_per_session", "average_order_value"]
+        ["sessions", "customers", "conversions", "conversion_rate", "revenue", "revenue_per_session",
+         "average_order_value"]
     ]
 
 
@@ -114,7 +117,8 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray | float
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, n_boot: int,
+                    rng: np.random.Generator) -> np.ndarray:
     """sum(numerator) / sum(denominator) over `n_boot` resamples of the rows (clusters) with replacement."""
     rows = len(numerator)
     draws = np.empty(n_boot)
@@ -192,7 +196,8 @@ def sessions_needed(p_control: float, relative_uplift: float, *, alpha: float = 
     if not 0.0 < p_control < 1.0:
         raise ValueError(f"p_control must be a probability strictly between 0 and 1, got {p_control}")
     if relative_uplift == 0:
-        raise ValueError("relative_uplift is 0: no sample size detects no effect; pass the smallest uplift worth detecting, e.g. 0.1")
+        raise ValueError("relative_uplift is 0: no sample size detects no effect; "
+                         "pass the smallest uplift worth detecting, e.g. 0.1")
     p_treatment = p_control * (1.0 + relative_uplift)
     if not 0.0 < p_treatment < 1.0:
         raise ValueError(
@@ -209,3 +214,51 @@ def sessions_needed(p_control: float, relative_uplift: float, *, alpha: float = 
         p_control * (1.0 - p_control) + p_treatment * (1.0 - p_treatment)
     )
     return int(math.ceil(spread**2 / (p_treatment - p_control) ** 2))
+
+
+# --------------------------------------------------------------------------------------------
+# The replay's A/B test
+# --------------------------------------------------------------------------------------------
+#: The case study's reported conversion uplift: the sample size to detect it is always reported.
+CASE_STUDY_UPLIFT = 0.15
+
+
+def measure(visits: pd.DataFrame, seed: int, n_boot: int = 1000) -> dict[str, Any]:
+    """The A/B test on the replay's visits (customer_id, arm, purchased, revenue).
+
+    arms (`arm_summary` per arm) and the uplift of conversion, revenue_per_session and
+    average_order_value, each with its customer-cluster bootstrap interval (`uplift`).
+    """
+    sessions = visits.assign(converted=visits["purchased"].astype(bool))[list(SESSION_COLUMNS)]
+    return {
+        "arms": arm_summary(sessions).to_dict(orient="index"),
+        "conversion": uplift(sessions, metric="conversion_rate", n_boot=n_boot, seed=seed),
+        "revenue_per_session": uplift(sessions, metric="revenue_per_session", n_boot=n_boot, seed=seed),
+        "average_order_value": uplift(sessions, metric="average_order_value", n_boot=n_boot, seed=seed),
+    }
+
+
+def covers_zero(result: dict[str, float]) -> bool | None:
+    """Whether an `uplift` result's interval includes 0 (no effect); None when the interval is undefined."""
+    low, high = result["ci_low"], result["ci_high"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    return bool(low <= 0.0 <= high)
+
+
+def sample_sizes(conversion: dict[str, float]) -> dict[str, int | None]:
+    """Sessions per arm a real test would need (`sessions_needed`) to detect the measured conversion uplift
+    (`sessions_needed_per_arm`; None unless it is positive) and the case study's +15 %
+    (`sessions_needed_for_15_percent`).
+
+    Either is None when the control rate leaves no room for such an effect (0, or a treatment rate of 1 or more).
+    """
+    def needed(relative: float) -> int | None:
+        try:
+            return sessions_needed(conversion["control"], relative)
+        except ValueError:
+            return None
+
+    measured = conversion["relative_uplift"]
+    return {"sessions_needed_per_arm": needed(measured) if math.isfinite(measured) and measured > 0 else None,
+            "sessions_needed_for_15_percent": needed(CASE_STUDY_UPLIFT)}

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from atelier.core.io import python_scalar
 from atelier.data.features import microseconds
 from atelier.replay.state import StreamingState
 
@@ -33,6 +34,7 @@ RECORD_KINDS = ("event", "order")
 EVENT_COLUMNS = ("event_id", "customer_id", "session_id", "ts", "event_type", "product_id", "device", "dwell_seconds")
 ORDER_COLUMNS = ("order_id", "customer_id", "ordered_at", "amount", "quantity", "discount", "session_id")
 MICROSECONDS = 1_000_000
+LATE_REASON = "late: older than the watermark by more than the allowed lateness"
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ def malformed_reason(record: dict[str, Any]) -> str | None:
     kind = record.get("record")
     if kind not in RECORD_KINDS:
         return "unknown record kind"
-    for key, reason in (("id", "missing id"), ("customer_id", "missing customer_id"), ("ts", "missing or unparseable timestamp")):
+    for key, reason in (("id", "missing id"), ("customer_id", "missing customer_id"),
+                        ("ts", "missing or unparseable timestamp")):
         if missing(key):
             return reason
     if kind == "event":
@@ -197,7 +200,7 @@ class StreamProcessor:
         malformed = ~np.equal(reasons, None)
         keys = record_keys(batch)
         if keys.dtype != object:  # integer ids: vectorized
-            seen = np.fromiter(self.seen.keys(), dtype=np.int64, count=len(self.seen)) if self.seen else np.empty(0, np.int64)
+            seen = np.fromiter(self.seen.keys(), dtype=np.int64, count=len(self.seen))
             duplicate = np.zeros(len(batch), dtype=bool)
             usable = ~malformed  # a corrupted copy does not make a later clean copy a duplicate
             duplicate[usable] = pd.Series(keys[usable]).duplicated().to_numpy() | np.isin(keys[usable], seen)
@@ -211,10 +214,11 @@ class StreamProcessor:
         ts = np.where(malformed, 0, microseconds(batch["ts"].where(pd.Series(~malformed))))
         late = ~malformed & ~duplicate & (ts < self._lateness_floor())
         applied = ~(malformed | duplicate | late)
-        dead = batch[malformed | late].assign(reason=np.where(malformed[malformed | late], reasons[malformed | late],
-                                                               "late: older than the watermark by more than the allowed lateness"))
+        out = malformed | late
+        dead = batch[out].assign(reason=np.where(malformed[out], reasons[out], LATE_REASON))
         return Classified(clean=batch[applied], dead_letters=dead, keys=keys[applied].tolist(), ts=ts[applied],
-                          received=len(batch), duplicates=int(duplicate.sum()), late=int(late.sum()), malformed=int(malformed.sum()))
+                          received=len(batch), duplicates=int(duplicate.sum()), late=int(late.sum()),
+                          malformed=int(malformed.sum()))
 
     def admit(self, record: dict[str, Any]) -> str:
         """One record on the per-event path: "clean", "duplicate", "late" or "malformed" (the books are kept)."""
@@ -241,7 +245,8 @@ class StreamProcessor:
         if record["record"] == "event":
             self.state.apply(frame[[c for c in EVENT_COLUMNS if c in frame]], None)
         else:
-            self.state.apply(None, frame.assign(ordered_at=frame["ts"])[[c for c in ORDER_COLUMNS if c in frame or c == "ordered_at"]])
+            columns = [c for c in ORDER_COLUMNS if c in frame or c == "ordered_at"]
+            self.state.apply(None, frame.assign(ordered_at=frame["ts"])[columns])
 
     def commit(self, classified: Classified) -> None:
         """Apply the clean records to the profile state and update the watermark, ids and books."""
@@ -285,7 +290,7 @@ class StreamProcessor:
             connection.execute("CREATE TABLE IF NOT EXISTS processor_seen (key TEXT PRIMARY KEY, ts INTEGER)")
             connection.execute("DELETE FROM processor_seen")
             connection.executemany("INSERT INTO processor_seen VALUES (?, ?)",
-                                   [(json.dumps(key if isinstance(key, int) else [key[0], _plain_id(key[1])]), when)
+                                   [(json.dumps(key if isinstance(key, int) else [key[0], python_scalar(key[1])]), when)
                                     for key, when in self.seen.items()])
         connection.close()
 
@@ -297,12 +302,8 @@ class StreamProcessor:
                          for key, when in connection.execute("SELECT key, ts FROM processor_seen")}
         connection.close()
         self.newest = int(values["newest"])
-        self.counters = Counters(**pd.read_json(pd.io.common.StringIO(values["counters"]), typ="series").astype(int).to_dict())
-
-
-def _plain_id(value: Any) -> Any:
-    """An id as a JSON-friendly Python value (numpy integers become int)."""
-    return value.item() if isinstance(value, np.generic) else value
+        counters = pd.read_json(pd.io.common.StringIO(values["counters"]), typ="series")
+        self.counters = Counters(**counters.astype(int).to_dict())
 
 
 class Source(Protocol):
@@ -370,11 +371,13 @@ class MicroBatchEngine:
                 clean = classified.clean
                 events = clean[clean["record"] == "event"]
                 sessions = events["session_id"].to_numpy()
-                fresh = np.fromiter((sid not in self.started_sessions for sid in sessions), dtype=bool, count=len(sessions))
+                fresh = np.fromiter((sid not in self.started_sessions for sid in sessions), dtype=bool,
+                                    count=len(sessions))
                 starts = events[fresh].drop_duplicates("session_id")
                 if len(starts):
                     # Decided on the profile as it stood before this batch: the micro-batch's latency.
-                    decisions = self.decide(starts[["customer_id", "session_id", "ts"]], pd.Timestamp(starts["ts"].max()))
+                    decisions = self.decide(starts[["customer_id", "session_id", "ts"]],
+                                            pd.Timestamp(starts["ts"].max()))
                     self.started_sessions.update(starts["session_id"].tolist())
                     if decisions is not None:
                         sink.emit("decisions", decisions)

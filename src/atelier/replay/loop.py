@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from atelier.core.io import read_parquet, write_parquet
+from atelier.core.config import ParamsError
+from atelier.core.io import python_scalar, read_parquet, write_parquet
 from atelier.data.features import FeatureSettings
 from atelier.data.simulate.world import stream
 from atelier.model.champion import Champion
 from atelier.replay.abtest import assign_arm
 from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
+from atelier.replay.monitor import DriftRule
 from atelier.replay.policy import (
     Assortment,
     PolicySettings,
@@ -40,6 +42,25 @@ from atelier.replay.policy import (
 )
 from atelier.replay.state import StreamingState
 from atelier.replay.world import STREAM_REPLAY, NoiseSettings, ReplayWorld, arrivals
+
+#: params.yaml `replay` keys and what each must be (the drift and policy subsections are checked by their own settings).
+_NUMBERS = {
+    "window_minutes": "a positive number of minutes",
+    "watermark_delay_seconds": "0 or more seconds",
+    "allowed_lateness_seconds": "0 or more seconds",
+    "network_delay_seconds": "0 or more seconds",
+    "response_strength": "a number (0: what is shown changes nothing)",
+}
+_SHARES = ("late_share", "duplicate_share", "malformed_share", "treatment_share")
+_COUNTS = {"micro_batch_events": 1, "sensitivity_days": 1, "explain_sample": 0, "checkpoint_every_windows": 1}
+
+
+def _number(section: dict[str, Any], key: str, what: str) -> float:
+    """section[key] as a float, or a ParamsError naming `replay.<key>` and what it must be."""
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParamsError(f"params.yaml replay.{key}: {value!r} is not {what}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -57,28 +78,55 @@ class ReplaySettings:
     policy: PolicySettings
     explain_sample: int
     checkpoint_every_windows: int
-    drift: dict[str, Any]
+    drift: DriftRule
     seed: int
 
     @classmethod
     def from_params(cls, section: dict[str, Any], seed: int) -> ReplaySettings:
-        engine = EngineSettings(float(section["watermark_delay_seconds"]), float(section["allowed_lateness_seconds"]))
+        """Settings from params.yaml's `replay` section; a ParamsError names the key at fault and the fix."""
+        expected = [*_NUMBERS, *_SHARES, *_COUNTS, "sensitivity_strengths", "policy", "drift"]
+        missing = [key for key in expected if key not in section]
+        if missing:
+            raise ParamsError(f"params.yaml replay: missing keys {missing}; "
+                              "restore them from the project's params.yaml")
+        numbers = {key: _number(section, key, what) for key, what in _NUMBERS.items()}
+        if not numbers["window_minutes"] > 0:
+            raise ParamsError(f"params.yaml replay.window_minutes: must be positive, got {section['window_minutes']!r}")
+        for key in ("watermark_delay_seconds", "allowed_lateness_seconds", "network_delay_seconds"):
+            if not numbers[key] >= 0:
+                raise ParamsError(f"params.yaml replay.{key}: must be 0 or more, got {section[key]!r}")
+        shares = {key: _number(section, key, "a share between 0 and 1") for key in _SHARES}
+        for key, share in shares.items():
+            if not 0.0 <= share <= 1.0:
+                raise ParamsError(f"params.yaml replay.{key}: a share must lie between 0 and 1, got {section[key]!r}")
+        counts = {}
+        for key, least in _COUNTS.items():
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ParamsError(f"params.yaml replay.{key}: must be a whole number, {least} or more, got {value!r}")
+            counts[key] = int(value)
+        strengths = section["sensitivity_strengths"]
+        if (not isinstance(strengths, (list, tuple)) or not strengths
+                or any(isinstance(s, bool) or not isinstance(s, (int, float)) for s in strengths)):
+            raise ParamsError("params.yaml replay.sensitivity_strengths: must be a list of response strengths "
+                              f"(numbers, e.g. [0.0, 0.5, 1.0]), got {strengths!r}")
+        engine = EngineSettings(numbers["watermark_delay_seconds"], numbers["allowed_lateness_seconds"])
         return cls(
-            window_minutes=float(section["window_minutes"]),
-            micro_batch_events=int(section["micro_batch_events"]),
+            window_minutes=numbers["window_minutes"],
+            micro_batch_events=counts["micro_batch_events"],
             engine=engine,
             noise=NoiseSettings(
-                network_delay_seconds=float(section["network_delay_seconds"]), late_share=float(section["late_share"]),
-                duplicate_share=float(section["duplicate_share"]), malformed_share=float(section["malformed_share"]),
+                network_delay_seconds=numbers["network_delay_seconds"], late_share=shares["late_share"],
+                duplicate_share=shares["duplicate_share"], malformed_share=shares["malformed_share"],
                 lateness_seconds=engine.watermark_delay_seconds + engine.allowed_lateness_seconds),
-            treatment_share=float(section["treatment_share"]),
-            response_strength=float(section["response_strength"]),
-            sensitivity_strengths=tuple(float(s) for s in section["sensitivity_strengths"]),
-            sensitivity_days=int(section["sensitivity_days"]),
+            treatment_share=shares["treatment_share"],
+            response_strength=numbers["response_strength"],
+            sensitivity_strengths=tuple(float(s) for s in strengths),
+            sensitivity_days=counts["sensitivity_days"],
             policy=PolicySettings.from_params(section["policy"]),
-            explain_sample=int(section["explain_sample"]),
-            checkpoint_every_windows=int(section["checkpoint_every_windows"]),
-            drift=dict(section["drift"]),
+            explain_sample=counts["explain_sample"],
+            checkpoint_every_windows=counts["checkpoint_every_windows"],
+            drift=DriftRule.from_params(section["drift"]),
             seed=int(seed),
         )
 
@@ -131,7 +179,8 @@ class Personalizer:
         """The per-event fast path: one visit, profile as of its first event, no pandas on the way."""
         arm = self.arms(np.array([customer_id]))[0]
         affinity_columns = [f"affinity_{c}" for c in self.assortment.categories]
-        model_columns = self.scorer.numeric if self.scorer is not None and self.scorer.numeric == self.scorer.features else []
+        fast = self.scorer is not None and self.scorer.numeric == self.scorer.features
+        model_columns = self.scorer.numeric if fast else []
         try:
             vector = self.state.feature_vector(customer_id, ts_us, model_columns + affinity_columns)
             scorable = self.scorer is not None and bool(model_columns)
@@ -143,7 +192,8 @@ class Personalizer:
             propensity: float | None = np.nan if self.scorer is not None else None
         else:
             k = len(model_columns)
-            first, second = favourite_categories(vector[k:][None, :], np.array(self.assortment.categories, dtype=object))
+            first, second = favourite_categories(vector[k:][None, :],
+                                                 np.array(self.assortment.categories, dtype=object))
             first, second = first[0], second[0]
             if self.scorer is None:
                 propensity = None
@@ -154,7 +204,8 @@ class Personalizer:
                 propensity = float(self.score(profile)[0])
         return {"session_id": session_id, "customer_id": customer_id, "arm": arm,
                 **choose(arm=arm, known=vector is not None, favourite=first, runner_up=second, propensity=propensity,
-                         segment=self.segments.get(customer_id, "unsegmented"), assortment=self.assortment, settings=self.policy)}
+                         segment=self.segments.get(customer_id, "unsegmented"), assortment=self.assortment,
+                         settings=self.policy)}
 
 
 @dataclass
@@ -175,7 +226,8 @@ class ClosedLoop:
 
     def windows(self) -> pd.DatetimeIndex:
         """Window starts from the replay start to the end of the simulated period."""
-        return pd.date_range(self.world.start, self.world.end(), freq=pd.Timedelta(minutes=self.settings.window_minutes),
+        return pd.date_range(self.world.start, self.world.end(),
+                             freq=pd.Timedelta(minutes=self.settings.window_minutes),
                              inclusive="left")
 
     def _keep(self, kind: str, frame: pd.DataFrame) -> None:
@@ -191,9 +243,11 @@ class ClosedLoop:
             self.decision_seconds.append((time.perf_counter() - began) / len(positions))
             categories = self.world.categories
             shown = shown_shares(decisions, self.personalizer.assortment, categories)
-            default = shown_shares(pd.DataFrame([default_experience(self.personalizer.assortment, self.settings.policy)]),
+            default = shown_shares(pd.DataFrame([default_experience(self.personalizer.assortment,
+                                                                    self.settings.policy)]),
                                    self.personalizer.assortment, categories)
-            outcome = self.world.play(positions, shown, np.repeat(default, len(positions), axis=0), self.strength, self.window)
+            outcome = self.world.play(positions, shown, np.repeat(default, len(positions), axis=0), self.strength,
+                                      self.window)
             visits = outcome.sessions.merge(outcome.orders[["session_id", "amount"]], on="session_id", how="left")
             visits = visits.assign(revenue=visits["amount"].fillna(0.0), arm=decisions["arm"].to_numpy(),
                                    experience=decisions["experience"].to_numpy()).drop(columns="amount")
@@ -205,7 +259,8 @@ class ClosedLoop:
             if self.on_decisions is not None:
                 self.on_decisions(decisions)
             records = to_records(outcome.events, outcome.orders)
-            delivered = arrivals(records, self.settings.noise, stream(self.settings.seed, STREAM_REPLAY, 2, self.window))
+            delivered = arrivals(records, self.settings.noise,
+                                 stream(self.settings.seed, STREAM_REPLAY, 2, self.window))
             self.pending = pd.concat([self.pending, delivered], ignore_index=True) if len(self.pending) else delivered
         if len(self.pending):
             due = (self.pending["arrival"] < end).to_numpy()
@@ -242,8 +297,14 @@ class ClosedLoop:
             self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
 
     def frames(self, kind: str) -> pd.DataFrame:
+        """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters."""
         parts = self.outputs.get(kind, [])
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def same_profiles(self, other: ClosedLoop, customers: np.ndarray, as_of: pd.Timestamp) -> bool:
+        """Whether both loops' profile stores give exactly the same features for `customers` at `as_of`."""
+        mine, theirs = self.personalizer.state, other.personalizer.state
+        return mine.features(customers, as_of).equals(theirs.features(customers, as_of))
 
     # ------------------------------------------------------------------------------------------
     # Durability
@@ -270,7 +331,8 @@ class ClosedLoop:
         """Continue from a checkpoint written by `checkpoint` (this loop's state is replaced)."""
         folder = Path(folder)
         position = json.loads((folder / "loop.json").read_text(encoding="utf-8"))
-        state = StreamingState.restore(folder / "profiles.sqlite", feature_settings, products=products, customers=customers)
+        state = StreamingState.restore(folder / "profiles.sqlite", feature_settings, products=products,
+                                       customers=customers)
         self.personalizer.state = state
         self.processor.state = state
         self.processor.restore(folder / "processor.sqlite")
@@ -290,7 +352,7 @@ def _write_frame(frame: pd.DataFrame, path: Path) -> None:
             if len(sample) and isinstance(sample.iloc[0], np.ndarray):
                 frame[column] = frame[column].map(lambda v: None if v is None else [int(x) for x in v])
             elif len(sample) and not all(isinstance(v, str) for v in sample):
-                frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v if not isinstance(v, np.integer) else int(v)))
+                frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(python_scalar(v)))
                 frame = frame.rename(columns={column: f"{column}__json"})
     write_parquet(frame.reset_index(drop=True), path)
 
@@ -299,7 +361,8 @@ def _read_frame(path: Path) -> pd.DataFrame:
     frame = read_parquet(path)
     for column in [c for c in frame.columns if c.endswith("__json")]:
         # Parquet nulls may come back as None or NaN (pandas string columns): both mean "no value".
-        frame[column.removesuffix("__json")] = frame[column].map(lambda v: None if v is None or v != v else json.loads(v))
+        frame[column.removesuffix("__json")] = frame[column].map(
+            lambda v: None if v is None or v != v else json.loads(v))
         frame = frame.drop(columns=column)
     for column in frame.columns:
         if frame[column].dtype == object:

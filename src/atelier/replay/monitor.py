@@ -137,7 +137,8 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, epsilon: flo
         raise ValueError(f"epsilon must be positive (it stands in for empty shares), got {epsilon}")
     reference, current = _floats(reference, "reference"), _floats(current, "current")
     if len(reference) == 0 or len(current) == 0:
-        raise ValueError(f"psi needs values on both sides; got {len(reference)} reference and {len(current)} current values")
+        raise ValueError(f"psi needs values on both sides; got {len(reference)} reference and {len(current)} "
+                         "current values")
     cuts = psi_cuts(reference, bins)
     expected = np.maximum(_shares(reference, cuts), epsilon)
     actual = np.maximum(_shares(current, cuts), epsilon)
@@ -177,7 +178,8 @@ class DriftRule:
         if not self.threshold >= 0:
             raise ValueError(f"DriftRule threshold is a PSI and must be 0 or more (e.g. 0.2), got {self.threshold}")
         if int(self.consecutive) != self.consecutive or self.consecutive < 1:
-            raise ValueError(f"DriftRule consecutive must be a whole number of periods, 1 or more, got {self.consecutive}")
+            raise ValueError("DriftRule consecutive must be a whole number of periods, 1 or more, "
+                             f"got {self.consecutive}")
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> DriftRule:
@@ -185,7 +187,8 @@ class DriftRule:
         try:
             return cls(tuple(section["columns"]), float(section["psi_threshold"]), int(section["consecutive_days"]))
         except KeyError as missing:
-            raise ParamsError(f"params.yaml replay.drift: missing key {missing}; restore it from the project's params.yaml") from None
+            raise ParamsError(f"params.yaml replay.drift: missing key {missing}; "
+                              "restore it from the project's params.yaml") from None
         except ValueError as error:
             raise ParamsError(f"params.yaml replay.drift: {error}") from None
 
@@ -206,6 +209,12 @@ class DriftRule:
 # --------------------------------------------------------------------------------------------
 # Realized AUC
 # --------------------------------------------------------------------------------------------
+def scorings(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The scored decisions (a propensity, not NaN) as `realized_auc` reads them: customer_id, scored_at, score."""
+    scored = decisions.loc[decisions["propensity"].notna().to_numpy(), ["customer_id", "ts", "propensity"]]
+    return scored.rename(columns={"ts": "scored_at", "propensity": "score"})
+
+
 def realized_auc(scores: pd.DataFrame, orders: pd.DataFrame, *, horizon_days: int, data_end: pd.Timestamp,
                  period: str = "W") -> pd.DataFrame:
     """ROC AUC of the scores against what customers then did, per period of scored_at.
@@ -232,8 +241,8 @@ def realized_auc(scores: pd.DataFrame, orders: pd.DataFrame, *, horizon_days: in
     scored_at = pd.to_datetime(scores["scored_at"])
     left = pd.DataFrame({"position": np.arange(len(scores)), "customer_id": codes[: len(scores)],
                          "scored_at": scored_at.to_numpy()}).sort_values("scored_at", kind="stable")
-    right = pd.DataFrame({"customer_id": codes[len(scores):],
-                          "next_order_at": pd.to_datetime(orders["ordered_at"]).astype(left["scored_at"].dtype).to_numpy()})
+    ordered_at = pd.to_datetime(orders["ordered_at"]).astype(left["scored_at"].dtype)
+    right = pd.DataFrame({"customer_id": codes[len(scores):], "next_order_at": ordered_at.to_numpy()})
     right = right.dropna(subset=["next_order_at"]).sort_values("next_order_at", kind="stable")
     # For each scoring, the customer's first order strictly after it.
     nearest = pd.merge_asof(left, right, left_on="scored_at", right_on="next_order_at", by="customer_id",

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atelier.core.config import ParamsError
+
 DEFAULT_BANNER = "bestsellers"
 COMPLETE_THE_LOOK = "complete_the_look"
 #: Why a visit got what it got.
@@ -30,8 +32,24 @@ class PolicySettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> PolicySettings:
-        return cls(recommendations=int(section["recommendations"]), high_propensity=float(section["high_propensity"]),
-                   banners={str(k): str(v) for k, v in section["banners"].items()})
+        """Settings from params.yaml's `replay.policy`; a ParamsError names the key at fault and the fix."""
+        missing = [key for key in ("recommendations", "high_propensity", "banners") if key not in section]
+        if missing:
+            raise ParamsError(f"params.yaml replay.policy: missing keys {missing}; "
+                              "restore them from the project's params.yaml")
+        recommendations, high, banners = section["recommendations"], section["high_propensity"], section["banners"]
+        whole = isinstance(recommendations, (int, np.integer)) and not isinstance(recommendations, bool)
+        if not whole or recommendations < 1:
+            raise ParamsError("params.yaml replay.policy.recommendations: must be a whole number of products, "
+                              f"1 or more, got {recommendations!r}")
+        if isinstance(high, bool) or not isinstance(high, (int, float)) or not 0.0 <= high <= 1.0:
+            raise ParamsError("params.yaml replay.policy.high_propensity: must be a probability between 0 and 1, "
+                              f"got {high!r}")
+        if not isinstance(banners, dict):
+            raise ParamsError("params.yaml replay.policy.banners: must map segment names to banner themes "
+                              f"(e.g. Lapsing: we_miss_you), got {banners!r}")
+        return cls(recommendations=int(recommendations), high_propensity=float(high),
+                   banners={str(k): str(v) for k, v in banners.items()})
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,8 @@ class Assortment:
 
     def __post_init__(self) -> None:
         # Looked up at every visit: computed once.
-        object.__setattr__(self, "_by_category", {c: self.product_id[self.category == c] for c in sorted(set(self.category))})
+        object.__setattr__(self, "_by_category",
+                           {c: self.product_id[self.category == c] for c in sorted(set(self.category))})
         object.__setattr__(self, "_category_of", dict(zip(self.product_id.tolist(), self.category.tolist())))
 
     @classmethod
@@ -129,7 +148,8 @@ def choose(*, arm: str, known: bool, favourite: str | None, runner_up: str | Non
     if reason != "personalized":
         return {"experience": "default", "reason": reason, "banner": DEFAULT_BANNER, "banner_category": None,
                 "products": assortment.top(settings.recommendations), "propensity": score}
-    banner = COMPLETE_THE_LOOK if score >= settings.high_propensity else settings.banners.get(str(segment), DEFAULT_BANNER)
+    segment_banner = settings.banners.get(str(segment), DEFAULT_BANNER)
+    banner = COMPLETE_THE_LOOK if score >= settings.high_propensity else segment_banner
     return {"experience": "personalized", "reason": reason, "banner": banner, "banner_category": favourite,
             "products": assortment.recommend(favourite, runner_up, settings.recommendations), "propensity": score}
 
@@ -148,7 +168,8 @@ def decide(profiles: pd.DataFrame, *, arm: np.ndarray, propensity: np.ndarray | 
         ["control", "cold_start", "model_unavailable", "missing_features"], default="personalized").astype(object)
     personalized = reason == "personalized"
     segment_banner = np.array([settings.banners.get(str(s), DEFAULT_BANNER) for s in segments], dtype=object)
-    banner = np.where(personalized, np.where(score >= settings.high_propensity, COMPLETE_THE_LOOK, segment_banner), DEFAULT_BANNER)
+    banner = np.where(personalized, np.where(score >= settings.high_propensity, COMPLETE_THE_LOOK, segment_banner),
+                      DEFAULT_BANNER)
     default_products = assortment.top(settings.recommendations)
     products = [assortment.recommend(f, s, settings.recommendations) if p else default_products
                 for f, s, p in zip(first, second, personalized)]

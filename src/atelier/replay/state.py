@@ -16,15 +16,15 @@ small Python structures:
 * `_heap`: (start, seq, row, session_id) entries that expire both of the above once their start
   falls out of the longest window (memory stays bounded by the sessions in that window).
 
-Sums are kept in integer units (amounts in cents, dwell in milliseconds) so that they do not
-depend on the order in which records arrive; every count is an integer. Parity with the batch
-driver holds for records (and `as_of` times) after the state's starting point, for any order of
-records within and across calls, as long as an event arrives before its session's start falls out
-of the longest window (older sessions are closed: a later event of theirs would open a new one).
-It is exact except for the decayed engagement sum (rounding, ~1e-15) and, while `customer_state`
-adds amounts and dwell as floats in row order, the last bit of monetary, avg_order_value and
-avg_session_duration. Sessions still open at the starting cutoff continue (the batch state exports
-every session started within a day of it: `open_session_*`).
+Sums are kept in the batch driver's integer units (`AMOUNT_SCALE`, `DWELL_SCALE`: cents and
+milliseconds) so that they do not depend on the order in which records arrive; every count is an
+integer. Parity with the batch driver holds for records (and `as_of` times) after the state's
+starting point, for any order of records within and across calls, as long as an event arrives
+before its session's start falls out of the longest window (older sessions are closed: a later
+event of theirs would open a new one). It is exact except for the decayed engagement sum, whose
+terms are decayed and added in another order (it may differ in the last bits, ~1e-15 relative).
+Sessions still open at the starting cutoff continue (the batch state exports every session
+started within a day of it: `open_session_*`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ import numpy as np
 import pandas as pd
 
 from atelier.core.contract import KNOWN_DEVICES
-from atelier.data import features as _features
+from atelier.core.io import python_scalar
 from atelier.data.features import (
+    AMOUNT_SCALE,
     DEMOGRAPHICS,
+    DWELL_SCALE,
     MICROSECONDS_PER_DAY,
     NAT,
     FeatureSettings,
@@ -55,10 +57,6 @@ from atelier.data.features import (
     microseconds,
 )
 
-#: Sums in integer units: amounts in cents, dwell in milliseconds (exact, so order-independent). The batch
-#: driver sums floats in row order until features.py defines the same units (then they are taken from it).
-AMOUNT_SCALE: int = getattr(_features, "AMOUNT_SCALE", 100)
-DWELL_SCALE: int = getattr(_features, "DWELL_SCALE", 1000)
 #: Session device codes: KNOWN_DEVICES positions, OTHER_DEVICE for any other value, NO_DEVICE for missing.
 OTHER_DEVICE = len(KNOWN_DEVICES)
 NO_DEVICE = -1
@@ -87,11 +85,6 @@ def _blank(field: str) -> Any:
 
 def _dtype(field: str) -> type:
     return np.float64 if field in _FLOAT_FIELDS else np.int64
-
-
-def _python(value: Any) -> Any:
-    """A numpy scalar as the plain Python value (ids are stored and compared as Python values)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def default_state_columns(products: pd.DataFrame | None, settings: FeatureSettings) -> list[str]:
@@ -143,11 +136,12 @@ class StreamingState:
         if customers is not None:
             self._customers = customers.drop_duplicates("customer_id").set_index("customer_id")
             # Master data as arrays with a position lookup: read at every decision, so no pandas reindex.
-            self._master_position = {_python(c): i for i, c in enumerate(self._customers.index.tolist())}
+            self._master_position = {python_scalar(c): i for i, c in enumerate(self._customers.index.tolist())}
             self._master_signup = (microseconds(self._customers["signup_at"]) if "signup_at" in self._customers.columns
                                    else None)
             self._master_demographics = {
-                column: np.append(self._customers[column].astype("string").to_numpy(dtype=object, na_value=pd.NA), pd.NA)
+                column: np.append(self._customers[column].astype("string").to_numpy(dtype=object, na_value=pd.NA),
+                                  pd.NA)
                 for column in DEMOGRAPHICS if column in self._customers.columns
             }
             if "signup_at" in self._customers.columns:
@@ -202,7 +196,7 @@ class StreamingState:
     def _rows(self, customer_ids: Any) -> tuple[np.ndarray, np.ndarray]:
         """(row of each record, rows of the distinct customers) — new customers get a row. Codes index the latter."""
         codes, uniques = pd.factorize(np.asarray(customer_ids), sort=False)
-        uniques = [_python(u) for u in uniques.tolist()]
+        uniques = [python_scalar(u) for u in uniques.tolist()]
         new = [u for u in uniques if u not in self._index]
         if new:
             self._add_rows(new)
@@ -218,7 +212,7 @@ class StreamingState:
         """Start from `customer_state(before_cutoff(tables, as_of), as_of, settings)`: every statistic,
         the session starts, and every session still open at the cutoff (it continues)."""
         self = cls(settings, products=products, customers=customers, state_columns=[str(c) for c in state.columns])
-        ids = [_python(c) for c in state.index.tolist()]
+        ids = [python_scalar(c) for c in state.index.tolist()]
         self._add_rows(ids)
         rows = np.arange(len(ids), dtype=np.intp)
 
@@ -247,17 +241,20 @@ class StreamingState:
         if "open_session_ids" in state.columns:
             has_open = state[state["open_session_ids"].map(lambda ids: isinstance(ids, np.ndarray) and len(ids) > 0)]
             for customer, row in zip(has_open.index.tolist(), has_open.itertuples(index=False)):
-                position = self._index[_python(customer)]
+                position = self._index[python_scalar(customer)]
                 record = row._asdict()
                 devices = record.get("open_session_device")
-                codes = self._device_codes(pd.Series(devices if devices is not None else [pd.NA] * len(record["open_session_ids"])))
-                for sid, start, device, cart, purchase in zip(record["open_session_ids"].tolist(), record["open_session_starts"].tolist(),
+                known = devices if devices is not None else [pd.NA] * len(record["open_session_ids"])
+                codes = self._device_codes(pd.Series(known))
+                for sid, start, device, cart, purchase in zip(record["open_session_ids"].tolist(),
+                                                              record["open_session_starts"].tolist(),
                                                               codes.tolist(), record["open_session_cart"].tolist(),
                                                               record["open_session_purchase"].tolist()):
-                    # Every later event is after the cutoff, so a known device stays; a missing one takes the first seen.
+                    # Every later event is after the cutoff: a known device stays, a missing one takes the first seen.
                     device_ts = NAT if device != NO_DEVICE else LATEST
-                    self._sessions[_python(sid)] = [position, int(start), device, device_ts, None, bool(cart), bool(purchase)]
-                    self._push(int(start), position, _python(sid))
+                    self._sessions[python_scalar(sid)] = [position, int(start), device, device_ts, None, bool(cart),
+                                                          bool(purchase)]
+                    self._push(int(start), position, python_scalar(sid))
         self._newest = int(microseconds(pd.Timestamp(as_of)))
         self._prune()
         return self
@@ -277,7 +274,8 @@ class StreamingState:
         self._newest = newest
         self._prune()
 
-    def _first_last(self, field_first: str, field_last: str, codes: np.ndarray, rows: np.ndarray, ts: np.ndarray) -> None:
+    def _first_last(self, field_first: str, field_last: str, codes: np.ndarray, rows: np.ndarray,
+                    ts: np.ndarray) -> None:
         """Fold the records' times into a (first, last) pair of time columns."""
         lowest = np.full(len(rows), LATEST, dtype=np.int64)
         highest = np.full(len(rows), NAT, dtype=np.int64)
@@ -305,7 +303,8 @@ class StreamingState:
 
     @staticmethod
     def _lookup(values: pd.Series | np.ndarray, table: dict[str, Any], missing: Any, other: Any) -> np.ndarray:
-        """table[value] for each value (as text); `missing` where the value is missing, `other` where it is not in table."""
+        """table[value] for each value (as text); `missing` where the value is missing, `other` where it is not in
+        table."""
         values = pd.Series(values) if not isinstance(values, pd.Series) else values
         if isinstance(values.dtype, pd.CategoricalDtype):
             codes, labels = values.cat.codes.to_numpy(), values.cat.categories
@@ -350,7 +349,8 @@ class StreamingState:
         after = np.maximum(before, latest)
         half_life_us = self.settings.half_life_days * MICROSECONDS_PER_DAY
         added = np.bincount(codes, weights=weights * np.exp2(-(after[codes] - ts) / half_life_us), minlength=k)
-        kept = np.where(before == NAT, 0.0, a["engagement"][rows] * np.exp2(-(after - np.where(before == NAT, after, before))
+        kept = np.where(before == NAT, 0.0,
+                        a["engagement"][rows] * np.exp2(-(after - np.where(before == NAT, after, before))
                                                                              / half_life_us))
         a["engagement"][rows] = kept + added
         a["engagement_at"][rows] = after
@@ -388,7 +388,7 @@ class StreamingState:
         device_counts = [a[f] for f in _DEVICE_FIELDS]
         ids = session_ids.tolist()
         if session_ids.dtype == object:
-            ids = [_python(sid) for sid in ids]
+            ids = [python_scalar(sid) for sid in ids]
         infos = [sessions.get(sid) for sid in ids]
         new = np.fromiter((info is None for info in infos), dtype=bool, count=m)
         # new sessions: counts vectorized, bookkeeping per session
@@ -403,7 +403,8 @@ class StreamingState:
         for s in np.flatnonzero(new).tolist():
             sid = ids[s]
             r, t = columns[0][s], columns[1][s]
-            sessions[sid] = [r, t, columns[2][s], columns[3][s], _python(columns[4][s]), columns[5][s], columns[6][s]]
+            sessions[sid] = [r, t, columns[2][s], columns[3][s], python_scalar(columns[4][s]), columns[5][s],
+                             columns[6][s]]
             bisect.insort(starts[r], t)
             self._push(t, r, sid)
         # continuing sessions (across calls or across the cutoff)
@@ -420,7 +421,7 @@ class StreamingState:
                 self._push(t, r, sid)
             d = columns[2][s]
             if d != NO_DEVICE:
-                dts, dev = columns[3][s], _python(columns[4][s])
+                dts, dev = columns[3][s], python_scalar(columns[4][s])
                 if dts < info[DEVICE_TS] or (dts == info[DEVICE_TS] and dev < info[DEVICE_EVENT]):
                     if d != info[DEVICE]:
                         if 0 <= info[DEVICE] < OTHER_DEVICE:
@@ -486,7 +487,8 @@ class StreamingState:
         if self._customers is None:
             return None, None, np.empty(0, dtype=np.intp)
         unknown = len(self._master_position)
-        positions = np.fromiter((self._master_position.get(c, unknown) for c in index.tolist()), dtype=np.intp, count=len(index))
+        positions = np.fromiter((self._master_position.get(c, unknown) for c in index.tolist()), dtype=np.intp,
+                                count=len(index))
         registered = positions < unknown
         if self._master_signup is None:
             return None, registered, positions
@@ -547,21 +549,24 @@ class StreamingState:
         first_seen = first_seen if signup == NAT else signup
         orders, amount = float(a["orders"][row]), a["amount_cents"][row] / AMOUNT_SCALE
         out = {"recency_days": elapsed(last_seen), "frequency": orders, "monetary": float(amount),
-               "avg_order_value": ratio(amount, orders), "days_since_last_purchase": elapsed(int(a["last_order_at"][row])),
+               "avg_order_value": ratio(amount, orders),
+               "days_since_last_purchase": elapsed(int(a["last_order_at"][row])),
                "tenure_days": elapsed(first_seen)}
         if "discounted_orders" in state:
             out["discount_share"] = ratio(float(a["discounted_orders"][row]), orders)
         if "sessions" in state:
             times = self._starts[row]
             for window in self.settings.session_windows_days:
-                out[f"sessions_{window}d"] = float(len(times) - bisect.bisect_left(times, as_of - window * MICROSECONDS_PER_DAY))
+                since = as_of - window * MICROSECONDS_PER_DAY
+                out[f"sessions_{window}d"] = float(len(times) - bisect.bisect_left(times, since))
             sessions = float(a["sessions"][row])
             out["sessions_total"] = sessions
             if "dwell_seconds" in state:
                 out["avg_session_duration"] = ratio(float(a["dwell_ms"][row] / DWELL_SCALE), sessions)
             out["views_per_session"] = ratio(float(a["views"][row]), sessions)
             out["cart_adds"] = float(a["cart_adds"][row])
-            out["cart_abandonment_rate"] = 1 - ratio(float(a["cart_sessions_purchased"][row]), float(a["cart_sessions"][row]))
+            out["cart_abandonment_rate"] = 1 - ratio(float(a["cart_sessions_purchased"][row]),
+                                                     float(a["cart_sessions"][row]))
             at = int(a["engagement_at"][row])
             decay = 0.0 if at == NAT else float(as_of - at) / day
             out["engagement_score"] = float(a["engagement"][row] * np.exp2(-decay / self.settings.half_life_days))
@@ -595,8 +600,8 @@ class StreamingState:
                 connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
                 connection.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
                 names = ", ".join(f'"{f}" {"REAL" if f in _FLOAT_FIELDS else "INTEGER"}' for f in fields)
-                connection.execute(f"CREATE TABLE customers (row INTEGER PRIMARY KEY, customer_id, {names}, views_by_category TEXT, "
-                                   "session_starts TEXT)")
+                connection.execute(f"CREATE TABLE customers (row INTEGER PRIMARY KEY, customer_id, {names}, "
+                                   "views_by_category TEXT, session_starts TEXT)")
                 columns = [self._a[f][:n].tolist() for f in fields]
                 views = [json.dumps(v) for v in self._views[:n].tolist()]
                 starts = [json.dumps(s) for s in self._starts]
@@ -626,12 +631,14 @@ class StreamingState:
             if meta["version"] != CHECKPOINT_VERSION:
                 raise ValueError(f"checkpoint version {meta['version']} is not {CHECKPOINT_VERSION}")
             if meta["settings"] != json.loads(json.dumps(asdict(settings))):
-                raise ValueError(f"checkpoint was written with feature settings {meta['settings']}, not {asdict(settings)}")
+                raise ValueError(f"checkpoint was written with feature settings {meta['settings']}, "
+                                 f"not {asdict(settings)}")
             if (meta["amount_scale"], meta["dwell_scale"]) != (AMOUNT_SCALE, DWELL_SCALE):
                 raise ValueError("checkpoint was written with other amount/dwell units")
             self = cls(settings, products=products, customers=customers, state_columns=meta["columns"])
             if self.categories != meta["categories"]:
-                raise ValueError(f"checkpoint categories {meta['categories']} differ from the products' {self.categories}")
+                raise ValueError(f"checkpoint categories {meta['categories']} differ from the products' "
+                                 f"{self.categories}")
             fields = (*_INT_FIELDS, *_TIME_FIELDS, *_FLOAT_FIELDS)
             records = connection.execute("SELECT * FROM customers ORDER BY row").fetchall()
             sessions = connection.execute("SELECT * FROM sessions ORDER BY position").fetchall()
@@ -644,7 +651,9 @@ class StreamingState:
         if records:
             table = list(zip(*records))
             for j, field in enumerate(fields):
-                values = [math.nan if v is None else v for v in table[2 + j]] if field in _FLOAT_FIELDS else table[2 + j]
+                values = table[2 + j]
+                if field in _FLOAT_FIELDS:
+                    values = [math.nan if v is None else v for v in values]
                 self._a[field][:n] = np.array(values, dtype=_dtype(field))
             if self.categories:
                 self._views[:n] = np.array([json.loads(v) for v in table[2 + len(fields)]], dtype=np.int64)

@@ -3,23 +3,21 @@
 Arrivals for the whole replay period are drawn once (who visits when does not depend on what the
 shop shows). What each visit *does* is simulated only after the shop has decided what to show:
 the relevance of that to the customer's true category affinities scales the chance of buying
-(`atelier.simulate.purchase_multiplier`, the response model). Every random draw is keyed by the
-window index, so a replay restarted from a checkpoint draws exactly what an uninterrupted one does,
-and runs that differ only in what was shown share their random numbers (a cleaner A/B test).
+(`atelier.data.simulate.sessions.purchase_multiplier`, the response model). Every random draw is
+keyed by the window index, so a replay restarted from a checkpoint draws exactly what an
+uninterrupted one does, and runs that differ only in what was shown share their random numbers
+(a cleaner A/B test).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from atelier.core import paths
-from atelier.data import simulate
-from atelier.data.simulate.sessions import MS_PER_DAY, Sessions, purchase_multiplier, session_arrivals, session_outcomes
+from atelier.data.simulate.config import SimulationConfig
+from atelier.data.simulate.sessions import Outcomes, Sessions, purchase_multiplier, session_arrivals, session_outcomes
 from atelier.data.simulate.world import Population, World, build_world, population_from_truth, stream
 
 STREAM_REPLAY = 4
@@ -50,16 +48,14 @@ class ReplayWorld:
     seed: int
 
     @classmethod
-    def build(cls, params: dict[str, Any], root: Path, start: pd.Timestamp, customers: pd.DataFrame,
-              id_floor: dict[str, int]) -> ReplayWorld:
-        """The world of the simulate stage (same seed, config and truth), from `start` to the end of the period.
+    def build(cls, config: SimulationConfig, seed: int, truth: pd.DataFrame, start: pd.Timestamp,
+              customers: pd.DataFrame, id_floor: dict[str, int]) -> ReplayWorld:
+        """The world of the simulate stage (same config, seed and hidden traits `truth`), from `start` to its end.
 
-        `id_floor` holds the largest session and order ids already used, so replayed ids never collide.
+        `truth` is the simulator's customer table (data/truth/customers.parquet); `id_floor` holds the
+        largest session and order ids already used, so replayed ids never collide.
         """
-        config = simulate.config_from_params(params["simulate"])
-        seed = int(params["seed"])
         world = build_world(config, seed)
-        truth = pd.read_parquet(Path(root) / paths.TRUTH_DIR / "customers.parquet")
         population = population_from_truth(config, truth, customers)
         first_day = config.day_index(start)
         sessions = session_arrivals(world, population, first_day, config.n_days - 1, stream(seed, STREAM_REPLAY, 0))
@@ -91,12 +87,13 @@ class ReplayWorld:
         })
 
     def relevance(self, positions: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        """How well what was shown (category shares, world category order) matches each visitor's true affinities (0..1)."""
+        """How well what was shown (category shares, world category order) matches each visitor's true affinities
+        (0..1)."""
         affinity = self.population.affinity[self.sessions.customer_row[positions]]
         return (shown * affinity).sum(axis=1) / affinity.max(axis=1)
 
     def play(self, positions: np.ndarray, shown: np.ndarray, default_shown: np.ndarray, strength: float,
-             window: int) -> simulate.sessions.Outcomes:
+             window: int) -> Outcomes:
         """Simulate the visits at `positions` given what each was shown (and what the default would have shown)."""
         relevance = self.relevance(positions, shown)
         baseline = self.relevance(positions, default_shown)
@@ -112,7 +109,7 @@ class ReplayWorld:
         events["event_id"] = events["session_id"].to_numpy() * EVENTS_PER_SESSION_LIMIT + position
         orders["order_id"] = self.order_base + orders["session_id"].to_numpy() - self.session_base
         summary = outcome.sessions.assign(relevance=relevance, baseline_relevance=baseline, multiplier=multiplier)
-        return simulate.sessions.Outcomes(events=events, orders=orders, sessions=summary)
+        return Outcomes(events=events, orders=orders, sessions=summary)
 
 
 def arrivals(records: pd.DataFrame, noise: NoiseSettings, rng: np.random.Generator) -> pd.DataFrame:
@@ -132,8 +129,8 @@ def arrivals(records: pd.DataFrame, noise: NoiseSettings, rng: np.random.Generat
         delivered.loc[corrupt, "customer_id"] = None
     delivered["arrival"] = delivered["ts"] + pd.to_timedelta(delay, unit="s")
     twice = rng.random(n) < noise.duplicate_share
-    copies = delivered[twice].assign(arrival=lambda d: d["arrival"] + pd.to_timedelta(rng.exponential(5.0, int(twice.sum())), unit="s"))
-    return pd.concat([delivered, copies], ignore_index=True).sort_values("arrival", kind="stable").reset_index(drop=True)
+    echo = pd.to_timedelta(rng.exponential(5.0, int(twice.sum())), unit="s")  # a copy comes a few seconds later
+    copies = delivered[twice].assign(arrival=lambda d: d["arrival"] + echo)
+    everything = pd.concat([delivered, copies], ignore_index=True)
+    return everything.sort_values("arrival", kind="stable").reset_index(drop=True)
 
-
-__all__ = ["ReplayWorld", "NoiseSettings", "arrivals", "MS_PER_DAY"]

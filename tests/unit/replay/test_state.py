@@ -3,7 +3,7 @@
 The key guarantee: replaying every record up to T through `StreamingState` yields exactly
 `build_features(tables, T)` — in one call or many, shuffled, out of order, from a cutoff or from
 nothing — plus sessions spanning the cutoff, late earliest events, the fast path, checkpoints,
-bounded memory and a throughput figure.
+bounded memory and a throughput floor.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import pytest
 from conftest import tiny_params, write_params
 
 from atelier.data import features as F
-from atelier.data import simulate, validate
+from atelier.data import stage as data_stage
 from atelier.data.features import (
+    AMOUNT_SCALE,
+    DWELL_SCALE,
     MICROSECONDS_PER_DAY,
     FeatureSettings,
     before_cutoff,
@@ -26,16 +28,19 @@ from atelier.data.features import (
     microseconds,
     sessions_table,
 )
-from atelier.replay import stage
-from atelier.replay.state import AMOUNT_SCALE, DWELL_SCALE, StreamingState
+from atelier.replay import parity
+from atelier.replay.state import StreamingState
 
 CUTOFF = pd.Timestamp("2025-04-01")
+
+
 STOPS = [pd.Timestamp("2025-04-10"), pd.Timestamp("2025-05-01"), pd.Timestamp("2025-06-15")]
+
+
 SIM_START = pd.Timestamp("2025-01-01")
-#: The only streamed features allowed to differ from batch (the decayed engagement sum, added in another
-#: order), and their largest allowed absolute difference; every other feature must be identical.
-DECAYED = set(stage.DECAYED_FEATURES)
-assert DECAYED == {"engagement_score"} and stage.PARITY_TOLERANCE == 1e-9
+
+
+DECAYED = set(parity.DECAYED_FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +51,8 @@ def settings(tiny_root) -> FeatureSettings:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
 def assert_batch_parity(streamed: pd.DataFrame, batch: pd.DataFrame) -> None:
     """Every feature identical (NaN equal to NaN), except the decayed ones: absolute difference below 1e-9."""
     assert list(streamed.columns) == list(batch.columns)
@@ -55,7 +62,7 @@ def assert_batch_parity(streamed: pd.DataFrame, batch: pd.DataFrame) -> None:
         left, right = streamed[column].to_numpy(float), batch[column].to_numpy(float)
         np.testing.assert_array_equal(np.isnan(left), np.isnan(right))
         difference = np.abs(left - right)[~np.isnan(left)]
-        assert difference.max(initial=0.0) < stage.PARITY_TOLERANCE, f"{column} differs by {difference.max():.2e}"
+        assert difference.max(initial=0.0) < parity.TOLERANCE, f"{column} differs by {difference.max():.2e}"
 
 
 def check(state: StreamingState, tables: dict, as_of: pd.Timestamp, settings: FeatureSettings) -> pd.DataFrame:
@@ -67,7 +74,8 @@ def check(state: StreamingState, tables: dict, as_of: pd.Timestamp, settings: Fe
 
 def start_state(tables: dict, cutoff: pd.Timestamp, settings: FeatureSettings, **kwargs) -> StreamingState:
     state = customer_state(before_cutoff(tables, cutoff), cutoff, settings)
-    return StreamingState.from_batch(state, cutoff, settings, products=tables["products"], customers=tables["customers"],
+    return StreamingState.from_batch(state, cutoff, settings, products=tables["products"],
+                                     customers=tables["customers"],
                                      **kwargs)
 
 
@@ -166,6 +174,8 @@ def quiet_customers(tables: dict, start: pd.Timestamp, end: pd.Timestamp, count:
 # --------------------------------------------------------------------------------------------
 # 1. Parity with the batch driver
 # --------------------------------------------------------------------------------------------
+
+
 def test_parity_one_call_per_stop(tiny_tables, settings):
     state = start_state(tiny_tables, CUTOFF, settings)
     replay(state, tiny_tables, CUTOFF, STOPS, settings)
@@ -190,36 +200,6 @@ def test_parity_from_nothing(tiny_tables, settings):
     plain = StreamingState(settings, products=tiny_tables["products"], customers=tiny_tables["customers"])
     replay(plain, tiny_tables, SIM_START, STOPS[1:], settings)
     assert len(plain) == len(empty)
-
-
-def test_the_stages_parity_check_finds_only_the_decayed_features_differing(tiny_root):
-    # What the report and metrics/replay.json state: the stage's own check on the tiny shop, two weeks in.
-    context = stage.load_context(tiny_root, tiny_params())
-    parity = stage.parity_check(context, context.tables, context.cutoff + pd.Timedelta(days=14))
-    summary = stage.parity_summary(parity)
-    assert summary["holds"] and set(summary["differing"]) <= DECAYED
-    assert parity.drop(index=sorted(DECAYED))["identical"].all()
-    numeric = parity["max_abs_difference"].dropna()
-    assert (numeric.drop(index=sorted(DECAYED), errors="ignore") == 0).all()
-    assert float(summary["max_abs_difference"]) == numeric.max() < stage.PARITY_TOLERANCE
-    assert summary["identical"] == summary["features"] - len(summary["differing"]) >= summary["features"] - len(DECAYED)
-
-
-def test_parity_summary_keeps_tiny_differences_and_flags_any_other_feature():
-    table = pd.DataFrame({"max_abs_difference": [0.0, 5.684341886080802e-14, np.nan], "identical": [True, False, True]},
-                         index=pd.Index(["recency_days", "engagement_score", "region"], name="feature"))
-    summary = stage.parity_summary(table)
-    assert summary == {"features": 3, "identical": 2, "differing": ["engagement_score"], "max_abs_difference": "5.684341886080802e-14",
-                       "tolerance": "1e-09", "holds": True}
-    assert float(summary["max_abs_difference"]) == 5.684341886080802e-14  # exact, not rounded away to 0.0
-    too_far = table.assign(max_abs_difference=[0.0, 2e-9, np.nan])
-    assert stage.parity_summary(too_far)["holds"] is False
-    other = table.assign(identical=[False, True, True], max_abs_difference=[1e-15, 0.0, np.nan])
-    assert stage.parity_summary(other) | {"max_abs_difference": None} == {
-        "features": 3, "identical": 2, "differing": ["recency_days"], "max_abs_difference": None, "tolerance": "1e-09", "holds": False}
-    text = table.assign(identical=[True, True, False])  # a non-numeric feature differing: never within tolerance
-    assert stage.parity_summary(text)["holds"] is False
-    assert stage.parity_summary(table.assign(identical=True, max_abs_difference=0.0))["max_abs_difference"] == "0.0"
 
 
 def test_unknown_customers_get_registered_customer_defaults(tiny_tables, settings):
@@ -259,6 +239,8 @@ def test_unsupported_state_column_is_refused(tiny_tables, settings):
 # --------------------------------------------------------------------------------------------
 # 2. Sessions spanning the cutoff
 # --------------------------------------------------------------------------------------------
+
+
 def test_sessions_spanning_the_cutoff_continue(tiny_tables, settings):
     minute = pd.Timedelta(minutes=1)
     x, y = quiet_customers(tiny_tables, CUTOFF - 60 * minute, STOPS[0], 2)
@@ -306,6 +288,8 @@ def test_overlapping_session_spanning_the_cutoff(tiny_tables, settings):
 # --------------------------------------------------------------------------------------------
 # 3. A session's earliest event arriving late
 # --------------------------------------------------------------------------------------------
+
+
 def test_late_earliest_event_moves_start_and_device(tiny_tables, settings):
     stop = STOPS[1]
     hour = pd.Timedelta(hours=1)
@@ -335,6 +319,8 @@ def test_late_earliest_event_moves_start_and_device(tiny_tables, settings):
 # --------------------------------------------------------------------------------------------
 # 4. The per-event fast path
 # --------------------------------------------------------------------------------------------
+
+
 def test_feature_vector_matches_features(tiny_tables, settings):
     state = start_state(tiny_tables, CUTOFF, settings)
     state.apply(*between(tiny_tables, CUTOFF, STOPS[1]))
@@ -369,6 +355,8 @@ def test_feature_vector_matches_features(tiny_tables, settings):
 # --------------------------------------------------------------------------------------------
 # 5. Checkpoint and restore
 # --------------------------------------------------------------------------------------------
+
+
 def test_checkpoint_restore_continues_identically(tiny_tables, settings, tmp_path):
     rng = np.random.default_rng(5)
     state = start_state(tiny_tables, CUTOFF, settings)
@@ -422,6 +410,8 @@ def test_text_ids_and_text_columns(tiny_tables, settings, tmp_path):
 # --------------------------------------------------------------------------------------------
 # 6. Bounded memory
 # --------------------------------------------------------------------------------------------
+
+
 def test_pruning_keeps_only_the_longest_window(tiny_tables, settings):
     state = start_state(tiny_tables, CUTOFF, settings)
     replay(state, tiny_tables, CUTOFF, STOPS, settings, size=200, rng=np.random.default_rng(6), delayed=100)
@@ -449,28 +439,35 @@ def test_pruning_keeps_only_the_longest_window(tiny_tables, settings):
 # --------------------------------------------------------------------------------------------
 # 7. Throughput
 # --------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def larger_tables(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("larger_shop")
     params = tiny_params()
     params["simulate"].update(n_customers=3000, chunk_customers=3000)
     write_params(params, root)
-    simulate.run(params, root)
-    validate.run(params, root)
-    return validate.load_validated(root)
+    data_stage.run_simulate(params, root)
+    data_stage.run_validate(params, root)
+    return data_stage.load_validated(root)
 
 
-def test_throughput(larger_tables, settings):
+#: Far below what the state applies on one core (~70,000 events/s in batches of 1,000, on a loaded two-core
+#: machine), and far above a path that touches every record in Python: that is the regression this guards.
+MIN_EVENTS_PER_SECOND = 10_000
+
+
+def test_throughput_stays_far_above_a_record_by_record_path(larger_tables, settings):
     tables = larger_tables
     cutoff = pd.Timestamp(tiny_params()["timeline"]["cutoffs"][-1])
     end = tables["events"]["ts"].max() + pd.Timedelta(microseconds=1)
     state = start_state(tables, cutoff, settings)
     batches = micro_batches(*between(tables, cutoff, end), 1000)
     n_events = sum(len(e) for e, _ in batches)
+    assert n_events > 50_000 and len(batches) > 50
     began = time.perf_counter()
     for e, o in batches:
         state.apply(e, o)
     seconds = time.perf_counter() - began
-    print(f"\napply: {n_events:,} events (+ orders) in {len(batches)} batches of ~1000 records, {seconds:.2f} s, "
-          f"{n_events / seconds:,.0f} events/s, {len(state):,} customers")
-    check(state, tables, end, settings)
+    assert n_events / seconds > MIN_EVENTS_PER_SECOND, f"{n_events / seconds:,.0f} events/s in batches of 1,000"
+    check(state, tables, end, settings)  # and fast did not mean wrong

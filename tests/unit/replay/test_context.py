@@ -1,0 +1,54 @@
+"""Tests for atelier.replay.context: what the replay works on, and the loops built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from atelier.replay.context import id_floor
+
+
+def test_the_replay_starts_at_the_last_cutoff_and_ends_with_the_simulated_period(context, params):
+    assert context.closed and context.cutoff == pd.Timestamp(params["timeline"]["cutoffs"][-1])
+    assert context.end == pd.Timestamp(params["simulate"]["end"]) + pd.Timedelta(days=1)
+    assert (context.past["orders"]["ordered_at"] < context.cutoff).all()
+    assert (context.past["events"]["ts"] < context.cutoff).all()
+
+
+def test_without_the_simulated_world_the_loop_is_open_and_ends_at_the_cutoff(context):
+    open_context = dataclasses.replace(context, world=None)
+    assert not open_context.closed and open_context.end == context.cutoff
+    with pytest.raises(ValueError, match="simulated world"):
+        open_context.closed_loop()
+
+
+def test_the_open_loop_decides_every_visit_in_the_records_after_the_cutoff(context):
+    decisions, dead_letters, counters = dataclasses.replace(context, world=None).open_loop()
+    events, orders = context.tables["events"], context.tables["orders"]
+    after = events[events["ts"] >= context.cutoff]
+    assert counters.balanced() and counters.received == len(after) + int((orders["ordered_at"] >= context.cutoff).sum())
+    assert counters.applied == counters.received and len(dead_letters) == 0  # the validated data is clean
+    assert sorted(decisions["session_id"]) == sorted(after["session_id"].unique())
+    assert set(decisions["reason"]) <= {"personalized", "control", "cold_start"}
+
+
+def test_with_replay_adds_the_replayed_records_to_the_data_before_the_cutoff(context, strong_run):
+    loop = strong_run[0]
+    events, orders = loop.frames("events"), loop.frames("orders")
+    tables = context.with_replay(events, orders)
+    past = context.past
+    assert len(tables["events"]) == len(past["events"]) + len(events)
+    assert len(tables["orders"]) == len(past["orders"]) + len(orders)
+    assert list(tables["events"].columns) == list(past["events"].columns)
+    # replayed ids never collide with the recorded ones
+    assert tables["events"]["event_id"].is_unique and tables["orders"]["order_id"].is_unique
+    assert tables["customers"] is context.tables["customers"]
+
+
+def test_id_floor_is_the_largest_session_and_order_id():
+    tables = {"events": pd.DataFrame({"session_id": [3, 9, 4]}),
+              "orders": pd.DataFrame({"order_id": [5, 12], "session_id": [11, None]})}
+    assert id_floor(tables) == {"session": 11, "order": 12}
+    assert id_floor({"orders": pd.DataFrame({"order_id": ["7", "x"]})}) == {"session": 0, "order": 7}

@@ -1,0 +1,42 @@
+"""Tests for atelier.replay.sensitivity: the uplift at several assumed response strengths, and the check that the
+interval at strength 0 covers 0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atelier.replay import sensitivity
+
+
+def test_the_sweep_replays_the_same_visits_at_each_strength(noisy):
+    sweep = sensitivity.sweep(noisy, (0.0, 2.0), days=2, n_boot=50)
+    assert list(sweep.columns) == sensitivity.COLUMNS and sweep["strength"].tolist() == [0.0, 2.0]
+    assert sweep["visits"].nunique() == 1 and sweep["visits"].iloc[0] > 30
+    assert sweep["control"].nunique() == 1  # common random numbers: control visits play out alike
+    assert sweep["treatment"].iloc[1] >= sweep["treatment"].iloc[0]  # a stronger response only adds orders
+    assert (sweep["ci_low"] <= sweep["ci_high"]).all()
+
+
+def _sweep(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"strength": s, "visits": 100, "control": 0.1, "treatment": 0.1, "relative_uplift": u,
+                          "ci_low": low, "ci_high": high} for s, u, low, high in rows], columns=sensitivity.COLUMNS)
+
+
+@pytest.mark.parametrize("rows, covers", [
+    ([(0.0, 0.04, -0.16, 0.30), (0.5, 0.37, 0.14, 0.67)], True),
+    ([(0.0, 0.25, 0.05, 0.45), (0.5, 0.37, 0.14, 0.67)], False),  # a false positive, or a biased test
+    ([(0.0, -0.20, -0.35, -0.02)], False),
+    ([(0.0, np.nan, np.nan, np.nan)], None),  # no conversion in the control arm
+])
+def test_null_check_says_whether_the_interval_at_strength_zero_covers_zero(rows, covers):
+    check = sensitivity.null_check(_sweep(rows))
+    assert check["run"] is True and check["covers_zero"] is covers
+    if covers is not None:
+        assert (check["ci_low"], check["ci_high"]) == (rows[0][2], rows[0][3])
+
+
+def test_null_check_without_a_strength_zero_run():
+    check = sensitivity.null_check(_sweep([(0.25, 0.1, -0.1, 0.3), (0.5, 0.2, 0.0, 0.4)]))
+    assert check == {"run": False, "relative_uplift": None, "ci_low": None, "ci_high": None, "covers_zero": None}
