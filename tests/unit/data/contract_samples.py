@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from atelier.data.validate import ValidationResult, validate_tables
@@ -107,3 +108,51 @@ def reasons_by_row(result: ValidationResult, table: str) -> dict[int, str]:
     """source_row -> reason for one table's quarantine."""
     quarantine = result.quarantine[table]
     return dict(zip(quarantine["source_row"].tolist(), quarantine["reason"].tolist()))
+
+
+def valid_tables() -> dict[str, pd.DataFrame]:
+    """A small valid shop (60 customers, 400 orders, 300 sessions of 4 events), typed as validate leaves it."""
+    rng = np.random.default_rng(7)
+    start = pd.Timestamp("2025-01-01")
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, 61),
+            "signup_at": start - pd.to_timedelta(rng.integers(1, 900, 60), unit="D"),
+            "region": rng.choice(["north", "south"], 60),
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "product_id": np.arange(1, 11),
+            "category": rng.choice(["dresses", "shoes"], 10),
+            "price": rng.uniform(10, 90, 10).round(2),
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, 61, 400),
+            "order_id": np.arange(1, 401),
+            "ordered_at": start + pd.to_timedelta(np.sort(rng.integers(0, 180 * 86_400_000, 400)), unit="ms"),
+            "amount": rng.uniform(5, 200, 400).round(2),
+            "quantity": rng.integers(1, 4, 400),
+        }
+    )
+    session_start = start + pd.to_timedelta(np.sort(rng.integers(0, 180 * 86_400, 300)), unit="s")
+    events = pd.DataFrame(
+        {
+            "event_id": np.arange(1, 1201),
+            "customer_id": np.repeat(rng.integers(1, 61, 300), 4),
+            "session_id": np.repeat(np.arange(1, 301), 4),
+            "ts": np.repeat(session_start, 4) + pd.to_timedelta(np.tile(np.arange(4) * 30, 300), unit="s"),
+            "event_type": rng.choice(["product_view", "add_to_cart", "purchase"], 1200, p=[0.8, 0.15, 0.05]),
+            "product_id": rng.integers(1, 11, 1200),
+            "device": rng.choice(["mobile", "desktop"], 1200),
+            "dwell_seconds": rng.uniform(1, 90, 1200).round(1),
+        }
+    )
+    raw = {"orders": orders, "events": events, "customers": customers, "products": products}
+    result = validate_tables(
+        raw, valid_from=pd.Timestamp("2000-01-01"), valid_until=pd.Timestamp.now(), max_bad_value_share=0.5
+    )
+    assert all(len(q) == 0 for q in result.quarantine.values())
+    return result.tables
