@@ -18,19 +18,9 @@ from atelier.data import transform
 from atelier.model import candidates
 from atelier.model.split import TimeSplit, features_of, split_by_time, xy
 
-from .model_shop import HORIZON, SETTINGS, medium_snapshots, scores_of, tiny_snapshots
+from .model_shop import HORIZON, SETTINGS, medium_snapshots, scores_of
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and feature-name notes from scikit-learn, xgboost
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables) -> TimeSplit:
-    return split_by_time(tiny_snapshots(tiny_tables), HORIZON)
-
-
-@pytest.fixture(scope="module")
-def columns(split) -> tuple[list[str], list[str]]:
-    return features_of(split.train)
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,11 @@ from sklearn.metrics import roc_auc_score
 
 from atelier.model import candidates, evaluate, promotion
 from atelier.model.registry import Registry
-from atelier.model.split import TimeSplit, features_of, split_by_time
+from atelier.model.split import TimeSplit, features_of
 
-from .model_shop import HORIZON, SETTINGS, tiny_snapshots
+from .model_shop import SETTINGS
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and feature-name notes from scikit-learn, xgboost
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables) -> TimeSplit:
-    return split_by_time(tiny_snapshots(tiny_tables), HORIZON)
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,11 @@ import pandas as pd
 import pytest
 
 from atelier.model import candidates, selection
-from atelier.model.split import TimeSplit, features_of, split_by_time
+from atelier.model.split import features_of, split_by_time
 
-from .model_shop import HORIZON, SETTINGS, medium_snapshots, tiny_snapshots
+from .model_shop import HORIZON, SETTINGS, medium_snapshots
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and feature-name notes from scikit-learn, xgboost
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables) -> TimeSplit:
-    return split_by_time(tiny_snapshots(tiny_tables), HORIZON)
-
-
-@pytest.fixture(scope="module")
-def columns(split) -> tuple[list[str], list[str]]:
-    return features_of(split.train)
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,7 @@ import pytest
 from atelier.robustness import group_uplift
 from atelier.robustness.fairness import FairnessSettings
 
-SECTION = {
-    "attributes": ["gender", "device"],
-    "target_share": 0.1,
-    "disparity_threshold": 0.8,
-    "min_group_size": 100,
-    "min_buyers": 20,
-    "gaps": {"auc": 0.05},
-    "uplift_min_sessions": 200,
-    "bootstrap": 50,
-}
+from .test_fairness import SECTION  # the fairness section both modules read
 
 
 def planted_visits(
