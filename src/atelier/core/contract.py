@@ -1,6 +1,6 @@
 """The input data contract: which tables Atelier reads, their columns, types and rules.
 
-The simulator writes data that satisfies it, `atelier.validate` enforces it on any input, and the
+The simulator writes data that satisfies it, `atelier.data.validate` enforces it on any input, and the
 README's "Data contract" section is this module in prose. Only `orders` is required.
 """
 

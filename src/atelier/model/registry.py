@@ -2,7 +2,7 @@
 
 Each registered model gets a folder `root/v<N>/` that never changes afterwards:
 
-* scikit-learn estimators and pipelines: `model.skops` (saved with `atelier.persist.save_skops`);
+* scikit-learn estimators and pipelines: `model.skops` (saved with `atelier.core.persist.save_skops`);
 * a Pipeline whose last step is an xgboost model: `preprocess.skops` (the pipeline without its last
   step; absent when the pipeline is only the model) and `booster.ubj` (xgboost's own format, written
   by `save_model`), plus the model's `get_params()` in the metadata so it can be rebuilt;
@@ -11,7 +11,7 @@ Each registered model gets a folder `root/v<N>/` that never changes afterwards:
   sha256 of every file.
 
 Nothing is ever pickled. Loading checks every file's sha256 against the metadata first, then reads
-skops files through `atelier.persist.load_skops` (which refuses anything but scikit-learn classes and
+skops files through `atelier.core.persist.load_skops` (which refuses anything but scikit-learn classes and
 numpy dtypes) and boosters through xgboost's `load_model`.
 
 Aliases (`root/aliases.json`) name a version ("champion") and keep the history of what they pointed
