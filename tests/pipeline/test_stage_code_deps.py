@@ -3,8 +3,8 @@
 The code a stage runs is found from its entry point by following `atelier` imports through the
 package's sources, function-level imports included. Two modules dispatch: `cli` imports each stage's
 module inside the branch that runs it, and `report.notebook` runs (and renders) the notebook stages;
-for those two only module-level imports are followed, and each stage's branch is named in `ENTRY`. `atelier/__init__.py` and `__main__.py` only name the package and call the
-command line, so they are left out.
+for those two only module-level imports are followed, and each stage's branch is named in `ENTRY`.
+`atelier/__init__.py` and `__main__.py` only name the package and call the command line, so they are left out.
 """
 
 from __future__ import annotations
