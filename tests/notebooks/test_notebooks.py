@@ -299,7 +299,7 @@ def test_robustness_notebook_checks_fairness_bad_data_retraining_and_rollback(pr
 def test_robustness_notebook_parameters_are_the_stage_sections_with_params_yaml_values():
     from atelier.core.config import load_params
 
-    notebook = nbformat.read(REPO / "notebooks" / "05_robustness.ipynb", as_version=4)
+    notebook = nbformat.read(REPO / "notebooks" / "07_robustness.ipynb", as_version=4)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     values: dict = {}
     exec(cell.source, {}, values)  # the cell only assigns literals

@@ -11,6 +11,8 @@ import nbformat
 import pytest
 from conftest import REPO
 
+from atelier.core.paths import NOTEBOOK_STAGES
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.ipynb"))
 SOLUTIONS = REPO / "docs" / "solutions.md"
 GOALS, QUESTIONS = "**Learning goals.**", "**Questions this report answers.**"
@@ -50,7 +52,7 @@ def solution_sections() -> dict[str, tuple[str, str]]:
 
 
 def test_the_phase_notebooks_are_found():
-    assert [path.name[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+    assert [path.stem for path in NOTEBOOKS] == sorted(NOTEBOOK_STAGES.values())
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -60,7 +60,7 @@ def _stages_run(output: str) -> set[str]:
 
 
 ALL_STAGES = {"simulate", "validate", "prep", "segment", "model", "replay", "robustness", "index"}
-REPORTS = ("01_data_prep", "02_segmentation", "03_propensity_model", "04_realtime_replay", "05_robustness")
+REPORTS = ("01_data_prep", "02_segmentation", "03_propensity_model", "05_realtime_replay", "07_robustness")
 
 
 def _metrics(root: Path) -> dict[str, bytes]:

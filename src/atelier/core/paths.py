@@ -19,8 +19,8 @@ NOTEBOOK_STAGES: dict[str, str] = {
     "prep": "01_data_prep",
     "segment": "02_segmentation",
     "model": "03_propensity_model",
-    "replay": "04_realtime_replay",
-    "robustness": "05_robustness",
+    "replay": "05_realtime_replay",
+    "robustness": "07_robustness",
 }
 INDEX_FILE = REPORT_DIR / "index.html"
 

@@ -2,7 +2,7 @@
 and the scorecard of what the quarantine caught.
 
 One catalog serves both demonstrations: notebook 01 breaks the orders in memory to show quarantine at
-work, and notebook 05 breaks every table, writes it as CSV like a user's export and counts what the
+work, and notebook 07 breaks every table, writes it as CSV like a user's export and counts what the
 `validate` stage's code catches (metrics/robustness.json `data_checks`). A fault is caught when its
 row lands in quarantine with one of the fault's reason classes (the quarantine's `reason_classes`
 column, so nothing is read out of reason text).

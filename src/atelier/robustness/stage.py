@@ -450,7 +450,7 @@ def write_outputs(root: Path, metrics: dict[str, Any], plots: dict[str, pd.DataF
     if not drills.is_dir() or not any(drills.iterdir()):  # a declared output exists even when no drill ran
         drills.mkdir(parents=True, exist_ok=True)
         (drills / "NOT_RUN.txt").write_text(
-            "No rollback drill ran on this data (it needs an events table); reports/05_robustness.html says why.\n",
+            "No rollback drill ran on this data (it needs an events table); reports/07_robustness.html says why.\n",
             encoding="utf-8",
         )
     (root / paths.ROBUSTNESS_PLOTS).mkdir(parents=True, exist_ok=True)
