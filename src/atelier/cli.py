@@ -14,6 +14,9 @@ import sys
 from atelier.core.config import THREAD_VARIABLES
 from atelier.core.paths import NOTEBOOK_STAGES
 
+#: Commands of the serving phase (not DVC stages): the service, and the closed loop through it.
+SERVE_COMMANDS = ("serve", "serve-loop")
+
 # Fixed BLAS/OpenMP threads unless the caller chose: the same params give the same numbers.
 for _variable in THREAD_VARIABLES:
     os.environ.setdefault(_variable, "1")
@@ -24,9 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m atelier", description=__doc__.splitlines()[0])
     parser.add_argument(
         "stage",
-        choices=["simulate", "validate", *NOTEBOOK_STAGES, "index"],
-        help="the stage to run ('index' writes reports/index.html)",
+        choices=["simulate", "validate", *NOTEBOOK_STAGES, "index", *SERVE_COMMANDS],
+        help="the stage to run ('index' writes reports/index.html; 'serve' starts the shop service, 'serve-loop' "
+             "replays a day of the simulated shop through a running one)",
     )
+    serving = parser.add_argument_group("serve and serve-loop")
+    serving.add_argument("--host", help="serve: the address to bind (default params.yaml serve.host, 127.0.0.1)")
+    serving.add_argument("--port", type=int, help="serve: the port (default params.yaml serve.port)")
+    serving.add_argument("--from-cutoff", action="store_true",
+                         help="serve: start from the profiles at the replay's cutoff, not from the end of the replay")
+    serving.add_argument("--url", help="serve-loop: the service (default http://<serve.host>:<serve.port>)")
+    serving.add_argument("--days", type=float, default=1.0, help="serve-loop: days of the shop to replay (default 1)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
 
@@ -43,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             from atelier.data import stage as data_stage
 
             data_stage.run_validate(load_params(root / "params.yaml"), root)
+        elif arguments.stage in SERVE_COMMANDS:
+            return _serve(arguments, root)
         elif arguments.stage == "index":
             from atelier.report import index as report_index
 
@@ -68,6 +81,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         raise
+    return 0
+
+
+def _serve(arguments: argparse.Namespace, root) -> int:
+    """`serve` and `serve-loop`: one clear line and exit code 2 when the pipeline has not been built."""
+    import json
+
+    from atelier.core.config import load_params
+    from atelier.serve import stage as serve_stage
+
+    if arguments.days <= 0 or arguments.days > 365:
+        print(f"error: --days must lie in (0, 365], got {arguments.days}", file=sys.stderr)
+        return 2
+    try:
+        params = load_params(root / "params.yaml")
+        if arguments.stage == "serve":
+            serve_stage.run(root, params, host=arguments.host, port=arguments.port, from_cutoff=arguments.from_cutoff)
+        else:
+            print(json.dumps(serve_stage.run_loop(root, params, url=arguments.url, days=arguments.days), indent=2))
+    except serve_stage.NotBuilt as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from xgboost import XGBClassifier
+from xgboost import DMatrix, XGBClassifier
 
 from atelier.data import transform
 from atelier.data.features import DEMOGRAPHICS
@@ -85,6 +85,15 @@ class Champion:
             raise ValueError(f"{self.name} {self.version} has no fast path; use score_frame")
         rows = np.asarray(values, dtype=np.float32).reshape(-1, len(self.numeric))
         return np.asarray(self._booster.inplace_predict(rows))
+
+
+    def contributions_vector(self, values: np.ndarray) -> np.ndarray:
+        """xgboost's exact contributions (log-odds) of one profile given as its `numeric` values, then the bias
+        (fast path only; `atelier.model.explain.xgboost_contributions` is the general route and agrees)."""
+        if not self.fast:
+            raise ValueError(f"{self.name} {self.version} has no fast path; use explain.xgboost_contributions")
+        rows = np.asarray(values, dtype=np.float32).reshape(-1, len(self.numeric))
+        return np.asarray(self._booster.predict(DMatrix(rows, nthread=1), pred_contribs=True))[0].astype(float)
 
 
 def from_registry(registry: Registry, version: str) -> Champion:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from atelier.model import explain
+from atelier.model.champion import Champion
 from atelier.replay.context import ReplayContext
 
 #: LIME perturbs rows drawn from this many (seeded) reference profiles, with this many samples per explanation.
@@ -60,26 +61,37 @@ def explain_decisions(context: ReplayContext, decisions: pd.DataFrame, profiles:
         return Explanations(pd.DataFrame(columns=[*ROW_COLUMNS, "session_id"]), pd.DataFrame(columns=LINE_COLUMNS))
     features = scorer.features
     seed = context.settings.seed
+    explainer = lime_explainer(scorer, reference, seed)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(scored), size=min(n, len(scored)), replace=False))
+    rows, lines = [], []
+    for offset, position in enumerate(scored[chosen]):
+        decision = decisions.loc[position]
+        table, why = lime_explanation(explainer, profiles.loc[position, features], seed=seed + offset)
+        rows.append(table.assign(session_id=decision["session_id"]))
+        lines.append({"session_id": decision["session_id"], "banner": decision["banner"],
+                      "segment": decision["segment"],
+                      "why": f"Banner '{decision['banner']}' (segment {decision['segment']}). " + why,
+                      "milliseconds": table.attrs["seconds"] * 1000})
+    return Explanations(pd.concat(rows, ignore_index=True), pd.DataFrame(lines, columns=LINE_COLUMNS))
+
+
+def lime_explainer(scorer: Champion, reference: pd.DataFrame, seed: int) -> explain.TabularExplainer:
+    """LIME on the champion, perturbing a seeded sample of `BACKGROUND_ROWS` rows of `reference` (training profiles)."""
+    features = scorer.features
     background = reference[features].sample(n=min(BACKGROUND_ROWS, len(reference)), random_state=seed)
 
     def predict_proba(frame: pd.DataFrame) -> np.ndarray:
         score = scorer.score_frame(frame)
         return np.column_stack([1 - score, score])
 
-    explainer = explain.TabularExplainer(background, [f for f in features if f in scorer.numeric],
-                                         [f for f in features if f not in scorer.numeric], predict_proba,
-                                         num_samples=PERTURBATIONS)
-    chosen = np.sort(np.random.default_rng(seed).choice(len(scored), size=min(n, len(scored)), replace=False))
-    rows, lines = [], []
-    for offset, position in enumerate(scored[chosen]):
-        decision = decisions.loc[position]
-        table = explainer.explain(profiles.loc[position, features], seed=seed + offset, num_features=TOP_FEATURES)
-        # Values mix numbers and categories (e.g. gender): stored as text, so the Parquet column has one type.
-        rows.append(table.assign(session_id=decision["session_id"],
-                                 value=table["value"].map(value_text).astype("string")))
-        lines.append({"session_id": decision["session_id"], "banner": decision["banner"],
-                      "segment": decision["segment"],
-                      "why": f"Banner '{decision['banner']}' (segment {decision['segment']}). "
-                             + explain.readable(table, top=TOP_FEATURES),
-                      "milliseconds": table.attrs["seconds"] * 1000})
-    return Explanations(pd.concat(rows, ignore_index=True), pd.DataFrame(lines, columns=LINE_COLUMNS))
+    return explain.TabularExplainer(background, [f for f in features if f in scorer.numeric],
+                                    [f for f in features if f not in scorer.numeric], predict_proba,
+                                    num_samples=PERTURBATIONS)
+
+
+def lime_explanation(explainer: explain.TabularExplainer, profile: pd.Series, *, seed: int) -> tuple[pd.DataFrame, str]:
+    """One profile explained: the top `TOP_FEATURES` rows (values as text) and the readable sentence."""
+    table = explainer.explain(profile, seed=seed, num_features=TOP_FEATURES)
+    # Values mix numbers and categories (e.g. gender): stored as text, so the Parquet column has one type.
+    shown = table.assign(value=table["value"].map(value_text).astype("string"))
+    return shown, explain.readable(table, top=TOP_FEATURES)
