@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from atelier.serve.service import Service, is_loopback, to_microseconds
 
@@ -74,10 +74,6 @@ class Action(BaseModel):
     dwell_seconds: float | None = Field(default=None, ge=0, le=3600, allow_inf_nan=False)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: refuse request bodies above `limit` bytes with 413 (declared or streamed)."""
 
@@ -92,28 +88,31 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(send)
             return
-        seen = 0
-        started = False
-
-        async def limited() -> dict:
-            nonlocal seen
+        if declared is not None or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        # A body without a declared length is read here first, up to the limit, then handed on.
+        chunks, seen, more = [], 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
-            return message
-
-        async def watch(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, watch)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
                 await self._refuse(send)
+                return
+            more = message.get("more_body", False)
+        body, delivered = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Callable) -> None:
         self.on_refusal()
@@ -164,9 +163,7 @@ def create_app(service: Service, *, static_dir: Path, reload_model: Callable[[bo
     @app.exception_handler(RequestValidationError)
     async def refused(_: Request, problem: RequestValidationError) -> JSONResponse:
         count_refusal()
-        errors = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", ""),
-                   "got": _short(e.get("input"))} for e in problem.errors()]
-        return JSONResponse(status_code=422, content={"detail": errors})
+        return JSONResponse(status_code=422, content={"detail": _errors(problem.errors())})
 
     @app.get("/", include_in_schema=False)
     async def shop() -> FileResponse:
@@ -204,8 +201,14 @@ def create_app(service: Service, *, static_dir: Path, reload_model: Callable[[bo
         return JSONResponse(status_code=503 if result["reason"] == "model_unavailable" else 200, content=result)
 
     @app.post("/api/events")
-    async def ingest(batch: Batch | Record) -> JSONResponse:
-        records = batch.records if isinstance(batch, Batch) else [batch]
+    async def ingest(payload: Annotated[dict[str, Any], Body(description="one record, or {'records': [...]}")]
+                     ) -> JSONResponse:
+        try:
+            records = (Batch.model_validate(payload).records if "records" in payload
+                       else [Record.model_validate(payload)])
+        except ValidationError as problem:
+            count_refusal()
+            return JSONResponse(status_code=422, content={"detail": _errors(problem.errors(), "body")})
         if len(records) > settings.max_batch_records:
             count_refusal()
             raise HTTPException(413, f"{len(records)} records in one request; at most {settings.max_batch_records} "
@@ -223,7 +226,7 @@ def create_app(service: Service, *, static_dir: Path, reload_model: Callable[[bo
         try:
             outcome = service.click(customer_id, action.session_id, action.type, action.product_id,
                                     action.dwell_seconds)
-        except KeyError as problem:
+        except ValueError as problem:
             count_refusal()
             return JSONResponse(status_code=422, content={"detail": [{"where": "body.product_id",
                                                                       "problem": problem.args[0]}]})
@@ -274,6 +277,12 @@ def create_app(service: Service, *, static_dir: Path, reload_model: Callable[[bo
         return await check_model(True)
 
     return app
+
+
+def _errors(errors: list[dict[str, Any]], prefix: str | None = None) -> list[dict[str, Any]]:
+    """Validation errors as the service returns them: where (dotted path), what is wrong, what was sent (short)."""
+    return [{"where": ".".join(str(p) for p in ([prefix] if prefix else []) + list(e.get("loc", ()))),
+             "problem": e.get("msg", ""), "got": _short(e.get("input"))} for e in errors]
 
 
 def _short(value: Any) -> Any:

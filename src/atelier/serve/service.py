@@ -307,7 +307,7 @@ class Service:
               dwell_seconds: float | None) -> dict[str, Any]:
         """A shopper's action on the page (a product view or an add to cart), stamped by the shop's clock."""
         if product_id not in self._cards:
-            raise KeyError(f"product_id {product_id} is not in the shop's products")
+            raise ValueError(f"product_id {product_id} is not in the shop's products")
         record = {"record": "event", "id": self.fresh_id(), "customer_id": customer_id, "session_id": session_id,
                   "ts": pd.Timestamp(self.now_us(), unit="us"), "event_type": kind, "product_id": product_id,
                   "device": "desktop", "dwell_seconds": dwell_seconds}
@@ -352,9 +352,9 @@ class Service:
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Validated records as the stream frame the replay's processor reads (`to_records`' shape and types)."""
+    """Validated records as the stream frame the replay's processor reads (`to_records`' columns and types)."""
     frame = pd.DataFrame(records)
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=False).astype("datetime64[us]") if "ts" in frame else pd.NaT
+    frame["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[us]")
     for column in ("event_type", "device"):
         if column in frame:
             frame[column] = frame[column].astype("category")
@@ -363,6 +363,9 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for column in ("id", "customer_id", "session_id"):
         if column in frame and not frame[column].isna().any():
             frame[column] = frame[column].astype("int64")
+    kind = frame["record"].to_numpy()
+    frame["event_id"] = frame["id"].where(kind == "event")
+    frame["order_id"] = frame["id"].where(kind == "order")
     return frame
 
 
