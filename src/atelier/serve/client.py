@@ -42,9 +42,10 @@ class Shift:
     ids: int = 0
 
     @classmethod
-    def between(cls, service_now: pd.Timestamp, start: pd.Timestamp) -> Shift:
-        """No shift if the service stands at or before `start`, else whole days past its clock and ID_SHIFT."""
-        if service_now <= start:
+    def between(cls, service_now: pd.Timestamp, watermark: pd.Timestamp | None, start: pd.Timestamp) -> Shift:
+        """No shift for a service that has seen nothing after `start` and whose clock is within a day of it (one
+        started from the cutoff); else whole days past its clock, and ids moved by ID_SHIFT."""
+        if (watermark is None or watermark < start) and service_now <= start + pd.Timedelta(days=1):
             return cls()
         return cls(days=math.ceil((service_now - start) / pd.Timedelta(days=1)), ids=ID_SHIFT)
 
@@ -149,10 +150,12 @@ class RemoteProcessor:
                            seconds=time.perf_counter() - began)
 
 
-def remote_loop(local: ClosedLoop, http: Any, service_now: pd.Timestamp, batch_limit: int) -> ClosedLoop:
+def remote_loop(local: ClosedLoop, http: Any, batch_limit: int) -> ClosedLoop:
     """`local` (a fresh closed loop of the replay) with the service deciding and ingesting in its place."""
-    shift = Shift.between(service_now, local.world.start)
     books = http.get("/api/books").json()
+    now = pd.Timestamp(http.get("/health").json()["now"])
+    shift = Shift.between(now, None if books["watermark"] is None else pd.Timestamp(books["watermark"]),
+                          local.world.start)
     local.personalizer = RemotePersonalizer(http, local.personalizer.assortment, shift)
     local.processor = RemoteProcessor(http, shift, batch_limit, initial=Counters(**{k: books[k] for k in BOOK_KEYS}))
     return local

@@ -1,8 +1,8 @@
 """The personalization service in memory: the replay's profile store, stream processor and personalizer behind
 the calls of the web app, plus the per-customer feeds its server-sent events read.
 
-Nothing here is new decision logic. A page is `Personalizer.decide_one` (the replay's per-event fast path:
-profile -> champion score -> policy, with the same fallback reasons); an ingested batch goes through
+Nothing here is new decision logic. A page is `Personalizer.decide` for one visit (what the replay's closed
+loop decides: profile -> champion score -> policy, with the same fallback reasons); an ingested batch goes through
 `StreamProcessor.process` (watermark, allowed lateness, de-duplication, dead letters, balanced books) exactly
 as a micro-batch of the replay does; the top contributions are xgboost's exact per-feature contributions
 (`atelier.model.explain.xgboost_contributions`) and a LIME explanation uses the replay's explainer.
@@ -232,11 +232,13 @@ class Service:
         """What the shop shows this customer now: the replay's decision plus the profile, contributions, products."""
         at = self.now_us() if at_us is None else int(at_us)
         session = self.fresh_id() if session_id is None else int(session_id)
-        decision = self.personalizer.decide_one(customer_id, session, at)
         as_of = pd.Timestamp(at, unit="us")
+        visit = pd.DataFrame({"customer_id": [customer_id], "session_id": [session],
+                              "ts": np.array([as_of], dtype="datetime64[us]")})
+        decision = self.personalizer.decide(visit, as_of).iloc[0]
         known = self.personalizer.state.known(customer_id)
-        profile = ({k: plain(v) for k, v in self.personalizer.state.features([customer_id], as_of).iloc[0].to_dict()
-                    .items()} if known else None)
+        behind = self.personalizer.last_profiles.drop(columns=["customer_id", "session_id"]).iloc[0]  # the decision's
+        profile = {k: plain(v) for k, v in behind.to_dict().items()} if known else None
         propensity = plain(decision["propensity"])
         return {
             "customer_id": customer_id, "session_id": session, "at": as_of.isoformat(),

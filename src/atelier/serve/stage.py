@@ -160,10 +160,10 @@ def run_loop(root: Path, params: dict[str, Any], *, url: str | None = None, days
                        "run `make repro` first")
     with httpx.Client(base_url=url, timeout=60.0) as http:
         try:
-            now = pd.Timestamp(http.get("/health").json()["now"])
+            http.get("/health").raise_for_status()
         except httpx.HTTPError as problem:
             raise NotBuilt(f"no service at {url} ({type(problem).__name__}): start it with `make serve`") from None
-        loop = client.remote_loop(context.closed_loop(strength), http, now, settings.max_batch_records)
+        loop = client.remote_loop(context.closed_loop(strength), http, settings.max_batch_records)
         windows = int(round(days * 24 * 60 / replay_settings.window_minutes))
         began = time.perf_counter()
         loop.run(until=windows, progress=True)
