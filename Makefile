@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: repro test lint venv lock lab bench clean-venv
+.PHONY: repro test lint venv lock lab bench serve serve-loop clean-venv
 
 repro: $(STAMP)
 	dvc repro
@@ -49,6 +49,16 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	python benchmarks/run.py
+
+# The shop service on what `make repro` built (http://127.0.0.1:8000 unless HOST/PORT or params.yaml serve: say
+# otherwise); `make serve-loop` replays a day of the simulated shop through it from another terminal.
+HOST ?=
+PORT ?=
+serve: $(STAMP)
+	@python -m atelier serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+serve-loop: $(STAMP)
+	@python -m atelier serve-loop $(if $(PORT),--url http://$(or $(HOST),127.0.0.1):$(PORT))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -91,3 +91,6 @@ REPLAY_PLOTS = plots_dir("replay")
 ROBUSTNESS_PLOTS = plots_dir("robustness")
 
 SEGMENT_K_SWEEP_PLOT = SEGMENT_PLOTS / "k_sweep.csv"
+
+# Phase "serve" (not a DVC stage: `make serve`; the browser test writes the page's screenshot).
+SHOP_SCREENSHOT = REPORT_DIR / "shop.png"

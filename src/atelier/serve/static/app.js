@@ -60,9 +60,11 @@ function render(page) {
   products.replaceChildren(...page.products.map((p) => {
     const cart = el("button", {"data-testid": "add-to-cart"}, "Add to cart");
     cart.addEventListener("click", (e) => { e.stopPropagation(); act("add_to_cart", p); });
+    const swatch = el("div", {"class": "swatch"});
+    swatch.style.background = colour(p.category);  // set through the DOM: the page's CSP forbids inline styles
     const card = el("div", {"class": "card", "data-testid": "product", "data-product": p.product_id,
                             "data-category": p.category},
-                    el("div", {"class": "swatch", "style": `background:${colour(p.category)}`}),
+                    swatch,
                     el("div", {"class": "category"}, p.category),
                     el("div", {}, `#${p.product_id} · ${p.price_tier} · €${p.price.toFixed(2)}`), cart);
     card.addEventListener("click", () => act("product_view", p));
