@@ -1,11 +1,13 @@
 """The personalization service in memory: the replay's profile store, stream processor and personalizer behind
 the calls of the web app, plus the per-customer feeds its server-sent events read.
 
-Nothing here is new decision logic. A page is `Personalizer.decide` for one visit (what the replay's closed
-loop decides: profile -> champion score -> policy, with the same fallback reasons); an ingested batch goes through
-`StreamProcessor.process` (watermark, allowed lateness, de-duplication, dead letters, balanced books) exactly
-as a micro-batch of the replay does; the top contributions are xgboost's exact per-feature contributions
-(`atelier.model.explain.xgboost_contributions`) and a LIME explanation uses the replay's explainer.
+Nothing here is new decision logic. A live page is `Personalizer.decide_one` (the replay's per-event fast path:
+profile -> champion score -> policy, with the same fallback reasons); a page asked for at a given time (a
+replayed visit) is `Personalizer.decide` for that visit, exactly what the replay's closed loop decides; an
+ingested batch goes through `StreamProcessor.process` (watermark, allowed lateness, de-duplication, dead
+letters, balanced books) exactly as a micro-batch of the replay does; the top contributions are xgboost's
+exact per-feature contributions (`Champion.contributions_vector`, which agrees with
+`atelier.model.explain.xgboost_contributions`) and a LIME explanation uses the replay's explainer.
 
 Time: the service runs on the simulated shop's clock, which starts where the profiles end (the newest record
 the processor has seen) and advances with the wall clock; records may carry their own time (a replay), and
@@ -233,11 +235,15 @@ class Service:
         at = self.now_us() if at_us is None else int(at_us)
         session = self.fresh_id() if session_id is None else int(session_id)
         as_of = pd.Timestamp(at, unit="us")
-        visit = pd.DataFrame({"customer_id": [customer_id], "session_id": [session],
-                              "ts": np.array([as_of], dtype="datetime64[us]")})
-        decision = self.personalizer.decide(visit, as_of).iloc[0]
         known = self.personalizer.state.known(customer_id)
-        behind = self.personalizer.last_profiles.drop(columns=["customer_id", "session_id"]).iloc[0]  # the decision's
+        if at_us is None:  # a live page: the replay's per-event fast path
+            decision = self.personalizer.decide_one(customer_id, session, at)
+            behind = self.personalizer.state.features([customer_id], as_of).iloc[0] if known else None
+        else:  # a replayed visit: exactly what the replay's closed loop decides for it
+            visit = pd.DataFrame({"customer_id": [customer_id], "session_id": [session],
+                                  "ts": np.array([as_of], dtype="datetime64[us]")})
+            decision = self.personalizer.decide(visit, as_of).iloc[0]
+            behind = self.personalizer.last_profiles.drop(columns=["customer_id", "session_id"]).iloc[0]
         profile = {k: plain(v) for k, v in behind.to_dict().items()} if known else None
         propensity = plain(decision["propensity"])
         return {

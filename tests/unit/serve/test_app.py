@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from atelier.model import explain
 from atelier.replay.engine import LATE_REASON
 from atelier.serve.app import create_app
 from atelier.serve.service import REASONS
@@ -48,6 +50,8 @@ def test_a_treatment_customer_gets_a_personalized_page_with_exact_contributions(
     exact = champion.contributions_vector(vector)
     margin = float(exact.sum())
     assert abs(1 / (1 + pow(2.718281828459045, -margin)) - page["propensity"]) < 1e-5
+    general = explain.xgboost_contributions(champion.pipeline, pd.DataFrame([vector], columns=champion.numeric))
+    np.testing.assert_allclose(general.iloc[0].to_numpy(), exact, rtol=1e-6, atol=1e-7)  # the general route agrees
     shown = {c["feature"]: c["contribution"] for c in page["contributions"]}
     assert len(shown) == 5 and all(abs(shown[f] - exact[champion.numeric.index(f)]) < 1e-12 for f in shown)
     assert min(abs(v) for v in shown.values()) >= sorted(abs(exact[:-1]))[-5] - 1e-12
