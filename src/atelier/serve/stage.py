@@ -140,7 +140,8 @@ def run(root: Path, params: dict[str, Any], *, host: str | None = None, port: in
     app, service = build(root, params, host=host, from_cutoff=from_cutoff)
     print(f"Atelier shop on http://{host}:{port or section.port}/ ({len(service.personalizer.state)} profiles, "
           f"model {service.model.version or 'unavailable'})", flush=True)
-    uvicorn.run(app, host=host, port=port or section.port, log_level="warning")
+    # Open event streams would hold a graceful shutdown forever: they get two seconds to close.
+    uvicorn.run(app, host=host, port=port or section.port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 def run_loop(root: Path, params: dict[str, Any], *, url: str | None = None, days: float = 1.0,
