@@ -1,5 +1,5 @@
 """One set of logic: the replay's closed loop run through the HTTP API makes exactly the in-process replay's
-decisions, dead letters and books for the same records (the tiny shop's first four days, noisy network)."""
+decisions, dead letters and books for the same records (the tiny shop's first two days, noisy network)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from atelier.serve.stage import static_dir
 from ..replay.replay_shop import assert_same_frames, noise, variant
 
 
-def test_the_first_days_through_the_service_give_the_replays_decisions(context, make_service, serve_settings):
+def test_the_first_two_days_through_the_service_give_the_replays_decisions(context, make_service, serve_settings):
     noisy = variant(context, noise=noise(), window_minutes=60)  # hourly windows; duplicates, late and corrupt records
-    windows = 96  # four days: the tiny shop has ~25 visits a day
+    windows = 48  # two days: the tiny shop has ~25 visits a day
     in_process = noisy.closed_loop().run(until=windows, progress=False)
     service = make_service()
     service.processor.settings = noisy.settings.engine
@@ -26,7 +26,7 @@ def test_the_first_days_through_the_service_give_the_replays_decisions(context, 
         assert through.personalizer.shift == remote.Shift()  # a service at the cutoff gets the replay's own records
         through.run(until=windows, progress=False)
     decisions = in_process.frames("decisions")
-    assert len(decisions) > 60 and decisions["reason"].nunique() >= 3
+    assert len(decisions) > 30 and decisions["reason"].nunique() >= 3
     assert_same_frames(through.frames("decisions"), decisions)
     assert_same_frames(through.frames("visits"), in_process.frames("visits"))
     dead = in_process.frames("dead_letters")

@@ -3,15 +3,13 @@ promotion / rollback in the registry reaching a running service without a restar
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO, tiny_params, write_params
+from conftest import tiny_params, write_params
 from fastapi.testclient import TestClient
 
+from atelier import cli
 from atelier.core.config import ParamsError
 from atelier.model.registry import Registry
 from atelier.serve import stage
@@ -21,19 +19,18 @@ from atelier.serve.service import ServeSettings
 from .conftest import customer_with_arm
 
 
-def test_serve_without_a_built_pipeline_says_run_make_repro_first(tmp_path):
+def test_serve_without_a_built_pipeline_says_run_make_repro_first(tmp_path, monkeypatch, capsys):
     write_params(tiny_params(), tmp_path)
-    for command in ("serve", "serve-loop"):
-        done = subprocess.run([sys.executable, "-m", "atelier", command, "--url", "http://127.0.0.1:9"],
-                              env={**os.environ, "ATELIER_ROOT": str(tmp_path)}, capture_output=True, text=True,
-                              timeout=120, cwd=REPO)
-        assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
-    assert "run `make repro` first" in subprocess.run(
-        [sys.executable, "-m", "atelier", "serve"], env={**os.environ, "ATELIER_ROOT": str(tmp_path)},
-        capture_output=True, text=True, timeout=120).stderr
-    assert stage.required(tmp_path, from_cutoff=True) and stage.required(tmp_path, from_cutoff=False)[-1].name == \
-        "loop.json"
+    monkeypatch.setenv("ATELIER_ROOT", str(tmp_path))
+    for command in (["serve"], ["serve", "--from-cutoff"], ["serve-loop", "--url", "http://127.0.0.1:9"]):
+        assert cli.main(command) == 2
+        stderr = capsys.readouterr().err
+        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: ") and "Traceback" not in stderr
+        if command[0] == "serve":
+            assert "run `make repro` first" in stderr and "data/validated/orders.parquet" in stderr
+    assert cli.main(["serve-loop", "--days", "0"]) == 2 and "--days" in capsys.readouterr().err
+    assert stage.required(tmp_path, from_cutoff=False)[-1].name == "loop.json"
+    assert "loop.json" not in str(stage.required(tmp_path, from_cutoff=True))
 
 
 @pytest.mark.parametrize("key, value, message", [
