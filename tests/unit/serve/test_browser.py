@@ -25,13 +25,29 @@ INSTALL = "Chromium is missing: apt-get update && apt-get install -y chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 
 
-@pytest.fixture
-def chromium():
-    executable = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+def find_chromium(system: str = CHROMIUM) -> str:
+    """Debian's Chromium; without it the test is skipped with the install line, or fails when CI requires it."""
+    executable = system if os.access(system, os.X_OK) else shutil.which("chromium")
     if executable is None:
         if os.environ.get("ATELIER_REQUIRE_BROWSER") == "1":
             pytest.fail(f"ATELIER_REQUIRE_BROWSER=1 but {INSTALL}")
         pytest.skip(INSTALL)
+    return executable
+
+
+def test_a_missing_browser_is_skipped_with_the_install_line_unless_ci_requires_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("ATELIER_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        find_chromium(str(tmp_path / "chromium"))
+    monkeypatch.setenv("ATELIER_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="ATELIER_REQUIRE_BROWSER=1 but Chromium is missing"):
+        find_chromium(str(tmp_path / "chromium"))
+
+
+@pytest.fixture
+def chromium():
+    executable = find_chromium()
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
 
