@@ -32,7 +32,7 @@ from atelier.data import transform
 from atelier.data.features import microseconds
 from atelier.model import explain
 from atelier.model.champion import Champion
-from atelier.replay.engine import LATE_REASON, Counters, StreamProcessor
+from atelier.replay.engine import LATE_REASON, Counters, StreamProcessor, malformed_reason
 from atelier.replay.explanations import lime_explainer, lime_explanation
 from atelier.replay.loop import Personalizer
 
@@ -293,11 +293,14 @@ class Service:
 
     # ------------------------------------------------------------------ ingestion
     def ingest(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """One micro-batch through the replay's stream processor: classified first, then applied at once.
+        """Records through the replay's stream processor: a batch as one micro-batch (classified first, then applied
+        at once), a single record on the replay's per-event path (`admit`, then `apply_one`).
 
         Returns the verdict of each record (applied / duplicate / late / malformed with its reason), the books
         after the batch, and the customers whose profile changed (their feeds get a new page).
         """
+        if len(records) == 1:
+            return self._ingest_one(records[0])
         batch = records_frame(records)
         result = self.processor.process(batch)
         verdicts: list[dict[str, Any]] = [{"verdict": "duplicate"} for _ in records]
@@ -305,11 +308,30 @@ class Service:
             verdicts[position] = {"verdict": "applied"}
         dead = result.dead_letters
         for position, reason in zip(dead.index.tolist(), dead["reason"].tolist()):
-            verdicts[position] = {"verdict": "late" if reason == LATE_REASON else "malformed", "reason": reason}
-            self.dead_letters.append({"id": plain(batch.loc[position, "id"]), "record": batch.loc[position, "record"],
-                                      "customer_id": plain(batch.loc[position, "customer_id"]), "reason": reason})
+            verdicts[position] = self._dead(records[position], reason)
         changed = sorted({int(c) for c in result.applied["customer_id"].tolist()})
         return {"verdicts": verdicts, "changed": changed, "books": self.books()}
+
+    def _ingest_one(self, record: dict[str, Any]) -> dict[str, Any]:
+        """One record, as the replay's per-event path handles it (O(1): no batch bookkeeping)."""
+        record = {**record, "ts": None if record.get("ts") is None else pd.Timestamp(record["ts"]),
+                  f"{record['record']}_id": record["id"]}
+        verdict = self.processor.admit(record)
+        if verdict == "clean":
+            self.processor.apply_one(record)
+            answer, changed = {"verdict": "applied"}, [int(record["customer_id"])]
+        elif verdict == "duplicate":
+            answer, changed = {"verdict": "duplicate"}, []
+        else:
+            answer = self._dead(record, LATE_REASON if verdict == "late" else malformed_reason(record))
+            changed = []
+        return {"verdicts": [answer], "changed": changed, "books": self.books()}
+
+    def _dead(self, record: dict[str, Any], reason: str | None) -> dict[str, Any]:
+        """A refused record's verdict; it joins the latest dead letters the books show."""
+        self.dead_letters.append({"id": record.get("id"), "record": record.get("record"),
+                                  "customer_id": record.get("customer_id"), "reason": reason})
+        return {"verdict": "late" if reason == LATE_REASON else "malformed", "reason": reason}
 
     def click(self, customer_id: int, session_id: int, kind: str, product_id: int,
               dwell_seconds: float | None) -> dict[str, Any]:
