@@ -51,6 +51,7 @@ from atelier.replay.state import StreamingState
 
 #: Columns the engine adds (PySpark's Arrow transfer renames columns that start with an underscore).
 ARRIVAL, EVENT_TIME, REASON = "arrival_number", "event_time_checked", "malformed_reason"
+PROFILE = "initial_profile"
 MICROSECONDS = 1_000_000
 OUTPUT_SCHEMA = ("kind string, arrival long, customer_id long, session_id long, ts long, reason string, "
                  "profile string, received long, applied long, duplicates long, late long, malformed long, "
@@ -141,9 +142,6 @@ def _stateful_processor_class() -> type:
             self.lateness = int((self.settings.watermark_delay_seconds + self.settings.allowed_lateness_seconds)
                                 * MICROSECONDS)
 
-        def handleInitialState(self, key: Any, initial: pd.DataFrame, timerValues: Any) -> None:
-            self.profile.update((initial["profile"].iloc[0],))
-
         def handleExpiredTimer(self, key: Any, timerValues: Any, expiredTimerInfo: Any) -> Iterator[pd.DataFrame]:
             floor = timerValues.getCurrentWatermarkInMs() * 1000
             for (record,), (ts,) in list(self.seen.iterator()):
@@ -152,10 +150,13 @@ def _stateful_processor_class() -> type:
             return iter([])
 
         def handleInputRows(self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any) -> Iterator[pd.DataFrame]:
-            frames = [frame for frame in rows if ARRIVAL in frame.columns and len(frame)]
-            if not frames:  # a customer known only from the initial state
-                return
-            batch = pd.concat(frames, ignore_index=True).sort_values(ARRIVAL, kind="stable")
+            batch = pd.concat(list(rows), ignore_index=True).sort_values(ARRIVAL, kind="stable")
+            bootstrap = batch[PROFILE].notna().to_numpy()
+            if bootstrap.any():  # the profile store at the cutoff, read with the first micro-batch
+                self.profile.update((str(batch.loc[bootstrap, PROFILE].iloc[-1]),))
+                batch = batch[~bootstrap]
+            if not len(batch):
+                return iter([])
             arrival = batch[ARRIVAL].to_numpy()
             records = restore(batch.reset_index(drop=True), self.template)
             records[ARRIVAL] = arrival
@@ -201,7 +202,7 @@ def _stateful_processor_class() -> type:
                 self.profile.update((after,))
                 out.append(_row("profile", customer_id=int(customer), profile=after))
             out.append(_row("count", newest=applied_newest, **{f: getattr(counters, f) for f in COUNT_FIELDS}))
-            yield _frame(out)
+            return iter([_frame(out)])  # computed now, while the state API is on this key (not lazily)
 
         def close(self) -> None:
             pass
@@ -264,22 +265,27 @@ class SparkStreamingEngine:
     def process(self, template: pd.DataFrame, partitions: int | None = None) -> None:
         """Run the query over every input file not processed yet (Trigger.AvailableNow), from the checkpoint."""
         spark = self.spark
-        schema = spark.read.parquet(str(sorted(self.input_dir.glob("batch-*.parquet"))[0])).schema
-        marked = schema.simpleString()[len("struct<"):-1] + f",{REASON}:string,{EVENT_TIME}:timestamp"
-        marked = ", ".join(f"`{name}` {kind}" for name, kind in (part.split(":", 1) for part in marked.split(",")))
+        initial = Path(self.workdir) / "initial"
+        if not initial.exists():  # the query's first batch reads the profile store at the cutoff with the records
+            initial.mkdir(parents=True)
+            profiles = self.initial.profiles()
+            pd.DataFrame({"customer_id": pd.Series(list(profiles), dtype="int64"),
+                          PROFILE: pd.Series([json.dumps(p) for p in profiles.values()], dtype=object),
+                          ARRIVAL: pd.Series(-1, index=range(len(profiles)), dtype="int64")}
+                         ).to_parquet(initial / "profiles.parquet")
+        records = spark.read.parquet(str(sorted(self.input_dir.glob("batch-*.parquet"))[0])).schema
         lateness = self.settings.watermark_delay_seconds + self.settings.allowed_lateness_seconds
-        stream = (spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(str(self.input_dir))
-                  .mapInPandas(mark_malformed(template), marked)
+        stream = (spark.readStream.schema(records).option("maxFilesPerTrigger", 1).parquet(str(self.input_dir))
+                  .unionByName(spark.readStream.schema(spark.read.parquet(str(initial)).schema).parquet(str(initial)),
+                               allowMissingColumns=True))
+        marked = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in stream.schema.fields)
+        marked += f", `{REASON}` string, `{EVENT_TIME}` timestamp"
+        stream = (stream.mapInPandas(mark_malformed(template), marked)
                   .withWatermark(EVENT_TIME, f"{int(lateness * 1000)} milliseconds")
                   .drop(EVENT_TIME, REASON))
-        profiles = self.initial.profiles()
-        initial = spark.createDataFrame(
-            pd.DataFrame({"customer_id": pd.Series(list(profiles), dtype="int64"),
-                          "profile": pd.Series([json.dumps(p) for p in profiles.values()], dtype=object)}),
-            "customer_id long, profile string").groupBy("customer_id")
         processor = _stateful_processor_class()(self.settings, template, self.initial.empty_like(master_data=False))
         result = stream.groupBy("customer_id").transformWithStateInPandas(
-            processor, OUTPUT_SCHEMA, "Append", "EventTime", initialState=initial)
+            processor, OUTPUT_SCHEMA, "Append", "EventTime")
         query = (result.writeStream.foreachBatch(self._sink_batch)
                  .option("checkpointLocation", str(Path(self.workdir) / "checkpoint"))
                  .trigger(availableNow=True).start())
@@ -297,7 +303,8 @@ class SparkStreamingEngine:
         decisions = pd.DataFrame()
         if self.decide_with is not None and len(visits):
             state = self.initial.empty_like()
-            known = {int(c): json.loads(p) for c, p in zip(visits["customer_id"], visits["profile"]) if isinstance(p, str)}
+            known = {int(c): json.loads(p) for c, p in zip(visits["customer_id"], visits["profile"])
+                     if isinstance(p, str)}
             state.load_profiles(known, self._newest_before(batch_id))
             table = pd.DataFrame({"customer_id": visits["customer_id"].astype("int64").to_numpy(),
                                   "session_id": visits["session_id"].astype("int64").to_numpy(),

@@ -69,11 +69,16 @@ def test_identical_final_profiles(embedded, on_spark, noisy):
     as_of = pd.Timestamp(state.newest, unit="us") + pd.Timedelta(seconds=1)
     left, right = state.features(customers, as_of), final.features(customers, as_of)
     assert list(left.columns) == list(right.columns) and left.dtypes.equals(right.dtypes)
+    differing = []
     for column in left.columns:
         if column in parity.DECAYED_FEATURES:
-            np.testing.assert_allclose(right[column], left[column], rtol=0, atol=parity.TOLERANCE)
+            same = np.allclose(right[column], left[column], rtol=0, atol=parity.TOLERANCE, equal_nan=True)
         else:
-            pd.testing.assert_series_equal(right[column], left[column], check_exact=True)
+            same = right[column].equals(left[column])
+        if not same:
+            first = left.index[~(left[column].eq(right[column]) | (left[column].isna() & right[column].isna()))][0]
+            differing.append((column, first, left.loc[first].to_dict(), right.loc[first].to_dict()))
+    assert not differing, differing[:2]
 
 
 def test_identical_decisions(embedded, on_spark):
