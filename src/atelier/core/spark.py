@@ -1,4 +1,4 @@
-"""The engine switch (params.yaml `engine: embedded | spark`) and the Spark session built from `spark: {...}`.
+"""The engine switch (params.yaml `compute.engine: embedded | spark`) and the Spark session (`compute.spark`).
 
 `engine: embedded` (the default) runs features and the stream in-process with pandas/numpy;
 `engine: spark` runs them on Apache Spark (local mode on a laptop, a cluster when `spark.master`
@@ -37,17 +37,17 @@ PANDAS3_WARNINGS = (
 )
 
 
-def engine(params: dict[str, Any]) -> str:
-    """params.yaml `engine` ("embedded" when absent), checked."""
-    value = params.get("engine", "embedded")
+def engine(compute: dict[str, Any] | None) -> str:
+    """params.yaml `compute.engine` ("embedded" when absent), checked."""
+    value = (compute or {}).get("engine", "embedded")
     if value not in ENGINES:
-        raise ParamsError(f"params.yaml engine must be one of {list(ENGINES)}, got {value!r}")
+        raise ParamsError(f"params.yaml compute.engine must be one of {list(ENGINES)}, got {value!r}")
     return value
 
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """params.yaml `spark`: where Spark runs and the few settings that matter on one machine."""
+    """params.yaml `compute.spark`: where Spark runs and the few settings that matter on one machine."""
 
     master: str = "local[2]"
     shuffle_partitions: int = 4
@@ -57,19 +57,19 @@ class SparkSettings:
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> SparkSettings:
-        """Settings from params.yaml's `spark` section (absent keys keep their defaults)."""
+        """Settings from params.yaml's `compute.spark` section (absent keys keep their defaults)."""
         section = dict(section or {})
         unknown = sorted(set(section) - {"master", "shuffle_partitions", "state_store", "driver_memory", "app_name"})
         if unknown:
-            raise ParamsError(f"params.yaml spark: unknown keys {unknown}")
+            raise ParamsError(f"params.yaml compute.spark: unknown keys {unknown}")
         settings = cls(**section)
         if not isinstance(settings.master, str) or not settings.master:
-            raise ParamsError(f"params.yaml spark.master must be a master URL (e.g. local[2]), got {settings.master!r}")
+            raise ParamsError(f"params.yaml compute.spark.master must be a master URL, got {settings.master!r}")
         partitions = settings.shuffle_partitions
         if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise ParamsError(f"params.yaml spark.shuffle_partitions must be a whole number >= 1, got {partitions!r}")
+            raise ParamsError(f"params.yaml compute.spark.shuffle_partitions must be whole, >= 1, got {partitions!r}")
         if settings.state_store not in STATE_STORES:
-            raise ParamsError(f"params.yaml spark.state_store must be one of {list(STATE_STORES)}, "
+            raise ParamsError(f"params.yaml compute.spark.state_store must be one of {list(STATE_STORES)}, "
                               f"got {settings.state_store!r}")
         return settings
 

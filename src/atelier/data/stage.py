@@ -283,12 +283,12 @@ def spark_tables(spark: Any, root: Path) -> tuple[dict[str, Any], dict[str, pd.D
 
 
 def compute_snapshots(root: Path, tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int,
-                      settings: FeatureSettings, params: dict[str, Any]) -> pd.DataFrame:
-    """The prep snapshots with the engine params.yaml names (`engine`, `spark`): the embedded `build_snapshots` on
+                      settings: FeatureSettings, compute: dict[str, Any] | None) -> pd.DataFrame:
+    """The prep snapshots with the engine params.yaml's `compute` section names: the embedded `build_snapshots` on
     `tables`, or the same kernels on Spark reading data/validated/ (`atelier.data.spark`); identical results."""
-    if spark_engine.engine(params) == "embedded":
+    if spark_engine.engine(compute) == "embedded":
         return build_snapshots(tables, cutoffs, horizon_days, settings)
-    settings_spark = spark_engine.SparkSettings.from_params(params.get("spark"))
+    settings_spark = spark_engine.SparkSettings.from_params(compute.get("spark"))
     spark = spark_engine.build_session(settings_spark)
     frames, templates, products = spark_tables(spark, root)
     result, template = data_spark.snapshot_frame(frames, templates, products, cutoffs, horizon_days, settings,

@@ -152,7 +152,7 @@ def _stateful_processor_class() -> type:
         def handleInputRows(self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any) -> Iterator[pd.DataFrame]:
             batch = pd.concat(list(rows), ignore_index=True).sort_values(ARRIVAL, kind="stable")
             bootstrap = batch[PROFILE].notna().to_numpy()
-            if bootstrap.any():  # the profile store at the cutoff, read with the first micro-batch
+            if bootstrap.any() and not self.profile.exists():  # the profile store at the cutoff (micro-batch 0)
                 self.profile.update((str(batch.loc[bootstrap, PROFILE].iloc[-1]),))
                 batch = batch[~bootstrap]
             if not len(batch):
@@ -231,7 +231,7 @@ class SparkStreamingEngine:
     def input_dir(self) -> Path:
         return Path(self.workdir) / "input"
 
-    def write_batches(self, batches: Iterator[pd.DataFrame], first: int = 0, arrival: int = 0) -> tuple[int, int]:
+    def write_batches(self, batches: Iterator[pd.DataFrame], first: int = 1, arrival: int = 0) -> tuple[int, int]:
         """Write batches as input files first, first+1, ... (arrival numbers from `arrival`); returns the next file
         number and arrival number. File times increase with the number, so the file source reads them in order."""
         self.input_dir.mkdir(parents=True, exist_ok=True)
@@ -265,19 +265,19 @@ class SparkStreamingEngine:
     def process(self, template: pd.DataFrame, partitions: int | None = None) -> None:
         """Run the query over every input file not processed yet (Trigger.AvailableNow), from the checkpoint."""
         spark = self.spark
-        initial = Path(self.workdir) / "initial"
-        if not initial.exists():  # the query's first batch reads the profile store at the cutoff with the records
-            initial.mkdir(parents=True)
+        records = spark.read.parquet(str(sorted(self.input_dir.glob("batch-*.parquet"))[-1])).schema
+        bootstrap = self.input_dir / f"batch-{0:07d}.parquet"
+        if not bootstrap.exists():  # micro-batch 0 holds only the profile store at the cutoff
             profiles = self.initial.profiles()
             pd.DataFrame({"customer_id": pd.Series(list(profiles), dtype="int64"),
                           PROFILE: pd.Series([json.dumps(p) for p in profiles.values()], dtype=object),
-                          ARRIVAL: pd.Series(-1, index=range(len(profiles)), dtype="int64")}
-                         ).to_parquet(initial / "profiles.parquet")
-        records = spark.read.parquet(str(sorted(self.input_dir.glob("batch-*.parquet"))[0])).schema
+                          ARRIVAL: pd.Series(-1, index=range(len(profiles)), dtype="int64")}).to_parquet(bootstrap)
+            stamp = int(time.time()) - 2 * 86_400
+            os.utime(bootstrap, (stamp, stamp))
         lateness = self.settings.watermark_delay_seconds + self.settings.allowed_lateness_seconds
-        stream = (spark.readStream.schema(records).option("maxFilesPerTrigger", 1).parquet(str(self.input_dir))
-                  .unionByName(spark.readStream.schema(spark.read.parquet(str(initial)).schema).parquet(str(initial)),
-                               allowMissingColumns=True))
+        schema = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in records.fields if f.name != PROFILE)
+        stream = (spark.readStream.schema(schema + f", `{PROFILE}` string").option("maxFilesPerTrigger", 1)
+                  .parquet(str(self.input_dir)))
         marked = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in stream.schema.fields)
         marked += f", `{REASON}` string, `{EVENT_TIME}` timestamp"
         stream = (stream.mapInPandas(mark_malformed(template), marked)
@@ -332,7 +332,7 @@ class SparkStreamingEngine:
         """Write the source's batches, run the query to the end, emit decisions and dead letters; return the books."""
         shutil.rmtree(self.workdir, ignore_errors=True)
         parts = list(source.batches())
-        self.write_batches(iter(parts))
+        self.write_batches(iter(parts), first=1)  # file 0: the profile store at the cutoff
         records = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         began = time.perf_counter()
         self.process(stream_template(records))

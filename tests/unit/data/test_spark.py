@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+from tests.conftest import tiny_params
 
 from atelier.data import spark as data_spark
 from atelier.data import stage as data_stage
 from atelier.data.features import FeatureSettings
 from atelier.data.snapshots import build_snapshots
-from tests.conftest import tiny_params
 
 
 def _timeline():
@@ -34,9 +34,9 @@ def test_compute_snapshots_follows_the_engine_param(spark, tiny_root, tiny_table
     params = tiny_params()
     cutoffs, horizon = _timeline()
     settings = FeatureSettings.from_params(params["prep"])
-    spark_params = {**params, "engine": "spark", "spark": {"master": "local[2]", "shuffle_partitions": 2}}
+    spark_params = {"engine": "spark", "spark": {"master": "local[2]", "shuffle_partitions": 2}}
     on_spark = data_stage.compute_snapshots(tiny_root, tiny_tables, cutoffs, horizon, settings, spark_params)
-    embedded = data_stage.compute_snapshots(tiny_root, tiny_tables, cutoffs, horizon, settings, params)
+    embedded = data_stage.compute_snapshots(tiny_root, tiny_tables, cutoffs, horizon, settings, params["compute"])
     pdt.assert_frame_equal(on_spark, embedded, check_exact=True)
 
 
