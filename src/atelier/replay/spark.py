@@ -154,7 +154,7 @@ def _stateful_processor_class() -> type:
             bootstrap = batch[PROFILE].notna().to_numpy()
             if bootstrap.any() and not self.profile.exists():  # the profile store at the cutoff (micro-batch 0)
                 self.profile.update((str(batch.loc[bootstrap, PROFILE].iloc[-1]),))
-                batch = batch[~bootstrap]
+            batch = batch[~bootstrap]
             if not len(batch):
                 return iter([])
             arrival = batch[ARRIVAL].to_numpy()
