@@ -52,6 +52,8 @@ from atelier.replay.state import StreamingState
 #: Columns the engine adds (PySpark's Arrow transfer renames columns that start with an underscore).
 ARRIVAL, EVENT_TIME, REASON = "arrival_number", "event_time_checked", "malformed_reason"
 PROFILE = "initial_profile"
+#: The grouping key: the customer id, or NO_CUSTOMER for a record without one (dead-lettered, no state).
+GROUP, NO_CUSTOMER = "group_key", -1
 MICROSECONDS = 1_000_000
 OUTPUT_SCHEMA = ("kind string, arrival long, customer_id long, session_id long, ts long, reason string, "
                  "profile string, received long, applied long, duplicates long, late long, malformed long, "
@@ -160,7 +162,7 @@ def _stateful_processor_class() -> type:
             arrival = batch[ARRIVAL].to_numpy()
             records = restore(batch.reset_index(drop=True), self.template)
             records[ARRIVAL] = arrival
-            customer = None if pd.isna(key[0]) else int(key[0])
+            customer = None if pd.isna(key[0]) or int(key[0]) == NO_CUSTOMER else int(key[0])
             watermark = timerValues.getCurrentWatermarkInMs()
             state = self.blank
             state.reset()
@@ -264,6 +266,8 @@ class SparkStreamingEngine:
     # ---- the query ---------------------------------------------------------------------------
     def process(self, template: pd.DataFrame, partitions: int | None = None) -> None:
         """Run the query over every input file not processed yet (Trigger.AvailableNow), from the checkpoint."""
+        from pyspark.sql import functions as F
+
         spark = self.spark
         records = spark.read.parquet(str(sorted(self.input_dir.glob("batch-*.parquet"))[-1])).schema
         bootstrap = self.input_dir / f"batch-{0:07d}.parquet"
@@ -284,7 +288,10 @@ class SparkStreamingEngine:
                   .withWatermark(EVENT_TIME, f"{int(lateness * 1000)} milliseconds")
                   .drop(EVENT_TIME, REASON))
         processor = _stateful_processor_class()(self.settings, template, self.initial.empty_like(master_data=False))
-        result = stream.groupBy("customer_id").transformWithStateInPandas(
+        # Records that lost their customer id are grouped under NO_CUSTOMER, not under a null key: state updates of
+        # other customers processed next to a null grouping key were lost (PySpark 4.3, seen in the parity test).
+        stream = stream.withColumn(GROUP, F.coalesce(F.col("customer_id"), F.lit(NO_CUSTOMER)))
+        result = stream.groupBy(GROUP).transformWithStateInPandas(
             processor, OUTPUT_SCHEMA, "Append", "EventTime")
         query = (result.writeStream.foreachBatch(self._sink_batch)
                  .option("checkpointLocation", str(Path(self.workdir) / "checkpoint"))
