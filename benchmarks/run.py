@@ -25,6 +25,7 @@ BENCHMARKS = {
     "model_scoring": ("model_scoring.py", ["--rows", "1000000"], ["--rows", "100000"]),
     "replay_speed": ("replay_speed.py", [], []),
     "serve_load": ("serve_load.py", [], ["--quick"]),
+    "spark_scaling": ("spark_scaling.py", ["--customers", "100000"], ["--customers", "20000"]),
 }
 
 

@@ -82,3 +82,25 @@ def tiny_root(tmp_path_factory) -> Path:
 def tiny_tables(tiny_root) -> dict:
     """The tiny shop's validated tables."""
     return data_stage.load_validated(tiny_root)
+
+
+#: Set (to 1) in CI: a test that needs Spark then fails when Java is missing instead of being skipped.
+REQUIRE_SPARK_ENV = "ATELIER_REQUIRE_SPARK"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole test run (the JVM starts once); skipped when Java is missing,
+    unless $ATELIER_REQUIRE_SPARK is set (CI), where that is a failure."""
+    import os
+
+    from atelier.core import spark as spark_engine
+
+    problem = spark_engine.java_problem()
+    if problem is not None:
+        if os.environ.get(REQUIRE_SPARK_ENV):
+            pytest.fail(f"{REQUIRE_SPARK_ENV} is set but Spark cannot start: {problem}")
+        pytest.skip(spark_engine.JAVA_INSTALL)
+    session = spark_engine.build_session(spark_engine.SparkSettings(master="local[2]", shuffle_partitions=2))
+    yield session
+    session.stop()

@@ -83,7 +83,7 @@ def test_model_input_code_does_not_name_the_truth(path):
 def test_prep_notebook_code_does_not_name_the_truth():
     notebook = nbformat.read(PREP_NOTEBOOK, as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    assert "build_snapshots(" in code  # the right notebook
+    assert "compute_snapshots(" in code  # the right notebook
     found = sorted({match.group(0) for match in TRUTH_WORDS.finditer(code)})
     assert not found, f"{PREP_NOTEBOOK.name} code names the ground truth: {found}"
 

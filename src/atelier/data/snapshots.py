@@ -74,10 +74,20 @@ def build_snapshots(
 
     A cutoff whose label window runs past the end of the data gets an empty label (censored), not 0.
     """
+    complete = [label_window_complete(tables, cutoff, horizon_days) for cutoff in cutoffs]
+    return stack_snapshots(tables, cutoffs, horizon_days, settings, complete, progress=True)
+
+
+def stack_snapshots(
+    tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int, settings: FeatureSettings,
+    complete: list[bool], progress: bool = False,
+) -> pd.DataFrame:
+    """`build_snapshots` with the label-window verdict per cutoff given (`complete`): a distributed engine runs this
+    on each partition of customers, with the verdict taken over all the data."""
     parts = []
-    for cutoff in tqdm(cutoffs, desc="prep: snapshots", file=sys.stderr):
+    for cutoff, whole in zip(tqdm(cutoffs, desc="prep: snapshots", file=sys.stderr, disable=not progress), complete):
         snapshot = build_snapshot(tables, cutoff, horizon_days, settings)
-        if not label_window_complete(tables, cutoff, horizon_days):
+        if not whole:
             snapshot["label"] = pd.Series(pd.NA, index=snapshot.index, dtype="Int8")
         else:
             snapshot["label"] = snapshot["label"].astype("Int8")

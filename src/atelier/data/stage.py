@@ -24,14 +24,18 @@ import pyarrow.parquet as pq
 from sklearn.pipeline import Pipeline
 
 from atelier.core import paths
+from atelier.core import spark as spark_engine
 from atelier.core.config import ParamsError, get
 from atelier.core.contract import DataContractError
 from atelier.core.io import read_json, write_json, write_parquet
 from atelier.core.persist import save_skops
+from atelier.data import spark as data_spark
+from atelier.data.features import FeatureSettings
 from atelier.data.prep_metrics import feature_spec, prep_metrics
 from atelier.data.simulate.config import SimulationConfig, config_from_params
 from atelier.data.simulate.shop import check_timeline, chunks, shop_metrics
 from atelier.data.simulate.world import build_world
+from atelier.data.snapshots import build_snapshots
 from atelier.data.validate import (
     SEE_README,
     ValidationResult,
@@ -256,3 +260,37 @@ def write_prep(
 def load_feature_spec(root: Path) -> dict[str, Any]:
     """The feature spec written by the prep stage (models/prep/features.json)."""
     return read_json(Path(root) / paths.PREP_MODEL_DIR / "features.json")
+
+
+# --------------------------------------------------------------------------------------------
+# prep on Spark (params.yaml engine: spark)
+
+
+def spark_tables(spark: Any, root: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """The validated tables for Spark: Spark DataFrames read from data/validated/, their pandas dtypes (empty
+    frames from the Parquet schemas) and the small products table (read whole)."""
+    folder = Path(root) / paths.VALIDATED_DIR
+    frames, templates = {}, {}
+    for name in ("orders", "events", "customers"):
+        path = folder / f"{name}.parquet"
+        if path.exists():
+            frames[name] = spark.read.parquet(str(path))
+            templates[name] = pq.read_schema(path).empty_table().to_pandas()
+    if "orders" not in frames:
+        raise DataContractError(f"no validated orders in {folder}: run the validate stage first (dvc repro validate)")
+    products = folder / "products.parquet"
+    return frames, templates, (pd.read_parquet(products) if products.exists() else None)
+
+
+def compute_snapshots(root: Path, tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int,
+                      settings: FeatureSettings, compute: dict[str, Any] | None) -> pd.DataFrame:
+    """The prep snapshots with the engine params.yaml's `compute` section names: the embedded `build_snapshots` on
+    `tables`, or the same kernels on Spark reading data/validated/ (`atelier.data.spark`); identical results."""
+    if spark_engine.engine(compute) == "embedded":
+        return build_snapshots(tables, cutoffs, horizon_days, settings)
+    settings_spark = spark_engine.SparkSettings.from_params(compute.get("spark"))
+    spark = spark_engine.build_session(settings_spark)
+    frames, templates, products = spark_tables(spark, root)
+    result, template = data_spark.snapshot_frame(frames, templates, products, cutoffs, horizon_days, settings,
+                                                 settings_spark.shuffle_partitions)
+    return data_spark.collect_snapshots(result, template)

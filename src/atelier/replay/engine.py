@@ -350,6 +350,14 @@ class MemorySink:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def session_starts(clean: pd.DataFrame, started: set) -> pd.DataFrame:
+    """The first clean event (in arrival order) of each session in a batch that has not started before."""
+    events = clean[clean["record"] == "event"]
+    sessions = events["session_id"].to_numpy()
+    fresh = np.fromiter((sid not in started for sid in sessions), dtype=bool, count=len(sessions))
+    return events[fresh].drop_duplicates("session_id")
+
+
 @dataclass
 class MicroBatchEngine:
     """The embedded engine: each batch is classified, applied, and the new sessions in it get a decision.
@@ -368,12 +376,7 @@ class MicroBatchEngine:
             began = time.perf_counter()
             classified = self.processor.classify(batch)
             if self.decide is not None and "session_id" in classified.clean:  # orders alone start no sessions
-                clean = classified.clean
-                events = clean[clean["record"] == "event"]
-                sessions = events["session_id"].to_numpy()
-                fresh = np.fromiter((sid not in self.started_sessions for sid in sessions), dtype=bool,
-                                    count=len(sessions))
-                starts = events[fresh].drop_duplicates("session_id")
+                starts = session_starts(classified.clean, self.started_sessions)
                 if len(starts):
                     # Decided on the profile as it stood before this batch: the micro-batch's latency.
                     decisions = self.decide(starts[["customer_id", "session_id", "ts"]],

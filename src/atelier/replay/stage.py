@@ -195,3 +195,37 @@ def write_attributes(root: Path, decisions: pd.DataFrame, as_of: pd.Timestamp) -
     root = Path(root)
     return attributes.write_live_profiles(root / paths.PROPENSITY_ATTRIBUTES, root / paths.REPLAY_ATTRIBUTES, latest,
                                           as_of)
+
+
+def spark_stream(context: ReplayContext, records: pd.DataFrame, spark_params: dict[str, Any]) -> dict[str, Any]:
+    """The recorded stream through Spark Structured Streaming (`atelier.replay.spark`), next to the embedded engine:
+    both books, the decisions each made, Spark's micro-batch latency (p50/p99 ms) and records per second. Spark
+    works in data/replay/spark/ (input files, checkpoint, per-batch Parquet outputs)."""
+    import time
+
+    import numpy as np
+
+    from atelier.core import spark as spark_engine
+    from atelier.replay.engine import FrameSource, MemorySink, MicroBatchEngine, StreamProcessor
+    from atelier.replay.spark import SparkStreamingEngine
+
+    settings = spark_engine.SparkSettings.from_params(spark_params)
+    began = time.perf_counter()
+    session = spark_engine.build_session(settings)
+    started = time.perf_counter() - began
+    state = context.initial_state()
+    embedded = MicroBatchEngine(StreamProcessor(state, context.settings.engine),
+                                decide=context.personalizer(state).decide)
+    embedded_sink, spark_sink = MemorySink(), MemorySink()
+    embedded_books = embedded.run(FrameSource(records, context.settings.micro_batch_events), embedded_sink)
+    engine = SparkStreamingEngine(session, context.settings.engine, context.initial_state(),
+                                  context.root / paths.REPLAY_DIR / "spark",
+                                  decide_with=lambda live: context.personalizer(live).decide)
+    books = engine.run(FrameSource(records, context.settings.micro_batch_events), spark_sink)
+    milliseconds = np.asarray(engine.batch_seconds, dtype=float) * 1000
+    return {"session_seconds": started, "books": books, "embedded_books": embedded_books,
+            "decisions": len(spark_sink.frames("decisions")),
+            "embedded_decisions": len(embedded_sink.frames("decisions")),
+            "batches": len(milliseconds), "p50_ms": float(np.percentile(milliseconds, 50)),
+            "p99_ms": float(np.percentile(milliseconds, 99)), "seconds": engine.seconds,
+            "records_per_second": books.received / engine.seconds}

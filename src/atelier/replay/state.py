@@ -111,6 +111,7 @@ class StreamingState:
         """An empty state. `state_columns` (default: what `customer_state` gives for full contract tables)
         fixes which statistics exist, hence which features `features` returns."""
         self.settings = settings
+        self._products_table, self._customers_table = products, customers  # for `empty_like`
         columns = list(state_columns) if state_columns is not None else default_state_columns(products, settings)
         self._columns = [c for c in columns if not c.startswith("open_session_")]
         self.categories = [c.removeprefix("views_") for c in self._columns if c.startswith("views_")]
@@ -166,6 +167,22 @@ class StreamingState:
     def __len__(self) -> int:
         """Customers with state."""
         return len(self._ids)
+
+    @property
+    def state_columns(self) -> list[str]:
+        """The statistics this state keeps (as `customer_state` names them)."""
+        return list(self._columns)
+
+    def empty_like(self, master_data: bool = True) -> StreamingState:
+        """An empty state with the same settings, statistics and products (and master data, unless told not to)."""
+        return StreamingState(self.settings, products=self._products_table,
+                              customers=self._customers_table if master_data else None,
+                              state_columns=self._columns)
+
+    @property
+    def newest(self) -> int:
+        """The newest record time applied (microseconds; the starting cutoff before any)."""
+        return self._newest
 
     def known(self, customer_id: Any) -> bool:
         """Whether the customer has state (any order or event applied)."""
@@ -580,6 +597,56 @@ class StreamingState:
             for name, count in zip(self.categories, views):
                 out[f"affinity_{name}"] = ratio(float(count), total)
         return out
+
+    # ------------------------------------------------------------------------------------------
+    # Per-customer profiles (a distributed engine keeps each customer's statistics in its own state store)
+    # ------------------------------------------------------------------------------------------
+    def profiles(self, customer_ids: Sequence | None = None) -> dict[Any, dict[str, Any]]:
+        """Each customer's statistics as plain JSON-able values (default: every customer with state).
+
+        `load_profiles` on an empty state with the same settings gives the same statistics back.
+        """
+        wanted = self._ids if customer_ids is None else [c for c in customer_ids if c in self._index]
+        rows = {self._index[c]: c for c in wanted}
+        by_row: dict[int, list[list[Any]]] = {}
+        for sid, info in self._sessions.items():
+            if info[ROW] in rows:
+                by_row.setdefault(info[ROW], []).append([python_scalar(sid), *info[1:]])
+        fields = (*_INT_FIELDS, *_TIME_FIELDS[:-1], *_FLOAT_FIELDS)  # not signup: it comes from the master data
+        out = {}
+        for row, customer in rows.items():
+            values = {f: self._a[f][row].item() for f in fields}
+            out[customer] = {"values": values, "views": self._views[row].tolist(), "starts": list(self._starts[row]),
+                             "sessions": by_row.get(row, [])}
+        return out
+
+    def load_profiles(self, profiles: dict[Any, dict[str, Any]], newest: int | None = None) -> None:
+        """Add customers from `profiles` (their statistics as `profiles` gave them), then prune to `newest`
+        (microseconds; the newest time the whole stream has seen, when the caller knows it)."""
+        ids = [c for c in profiles if c not in self._index]
+        self._add_rows(ids)
+        for customer in ids:
+            row, profile = self._index[customer], profiles[customer]
+            for field, value in profile["values"].items():
+                self._a[field][row] = value
+            if self.categories:
+                self._views[row] = profile["views"]
+            self._starts[row] = [int(t) for t in profile["starts"]]
+            for start in self._starts[row]:
+                self._push(start, row, None)
+            for sid, *info in profile["sessions"]:
+                self._sessions[sid] = [row, *info]
+                self._push(int(info[0]), row, sid)
+        if newest is not None:
+            self._newest = max(self._newest, int(newest))
+        self._prune()
+
+    def reset(self) -> None:
+        """Forget every customer (the settings, products and master data stay)."""
+        self._ids, self._index, self._capacity, self._a = [], {}, 0, {}
+        self._views = np.zeros((0, len(self.categories)), dtype=np.int64)
+        self._grow(1024)
+        self._starts, self._sessions, self._heap, self._seq, self._newest = [], {}, [], 0, NAT
 
     # ------------------------------------------------------------------------------------------
     # Durability
