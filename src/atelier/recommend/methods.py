@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from implicit.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import CosineRecommender
+from threadpoolctl import threadpool_limits
 
 from atelier.recommend.interactions import Interactions
 
@@ -80,7 +81,8 @@ def fit_als(data: Interactions, settings: AlsSettings, seed: int, threads: int) 
     model = AlternatingLeastSquares(factors=settings.factors, regularization=settings.regularization,
                                     alpha=settings.alpha, iterations=settings.iterations, num_threads=threads,
                                     random_state=seed, calculate_training_loss=False)
-    model.fit(data.weighted.astype(np.float32), show_progress=False)
+    with threadpool_limits(limits=1, user_api="blas"):  # implicit's own threads do the work; BLAS threads only race
+        model.fit(data.weighted.astype(np.float32).tocsr(), show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
