@@ -362,7 +362,7 @@ def write_outputs(root: Path, *, result: TestResult, choice: Choice, settings: R
     (root / paths.RECOMMEND_PLOTS).mkdir(parents=True, exist_ok=True)
     ndcg.to_csv(root / paths.RECOMMEND_PLOTS / "methods.csv", index=False)
     segments.to_csv(root / paths.RECOMMEND_PLOTS / "segments.csv", index=False)
-    grid.drop(columns="seconds").to_csv(root / paths.RECOMMEND_PLOTS / "grid.csv", index=False)  # no timings: reruns agree
+    grid.drop(columns="seconds").to_csv(root / paths.RECOMMEND_PLOTS / "grid.csv", index=False)  # no timings
     write_json({**metrics, "model_version": version}, root / paths.RECOMMEND_METRICS)
     return version
 
