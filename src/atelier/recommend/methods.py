@@ -4,6 +4,7 @@ column positions (products) per customer row; customers without history get the 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,9 @@ def als_lists(user_factors: np.ndarray, item_factors: np.ndarray, k: int) -> np.
 def fit_item_item(data: Interactions, neighbours: int, threads: int) -> sp.csr_matrix:
     """Item-item cosine similarities (each product's `neighbours` nearest), as a sparse product x product matrix."""
     model = CosineRecommender(K=neighbours, num_threads=threads)
-    model.fit(data.weighted.astype(np.float32), show_progress=False)
+    with warnings.catch_warnings():  # implicit converts its own transposed copy internally and warns about it
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
+        model.fit(data.weighted.astype(np.float32).tocsr(), show_progress=False)
     return sp.csr_matrix(model.similarity, dtype=np.float64)
 
 

@@ -100,7 +100,8 @@ def load_inputs(root: Path, params: dict[str, Any]) -> RecommendInputs:
     products = pd.read_parquet(root / paths.VALIDATED_DIR / "products.parquet", columns=["product_id", "category"])
     products = products.sort_values("product_id").reset_index(drop=True)
     products["category"] = products["category"].astype(str)
-    segments = pd.read_parquet(root / paths.SEGMENTS_FILE, columns=["customer_id", "segment_name"])
+    segments = (pd.read_parquet(root / paths.SEGMENTS_FILE, columns=["customer_id", "segment_name"])
+                if (root / paths.SEGMENTS_FILE).exists() else pd.DataFrame({"customer_id": [], "segment_name": []}))
     encoded = EncodedEvents.encode(events, customers["customer_id"].to_numpy(), products["product_id"].to_numpy())
     inputs = RecommendInputs(events=encoded, customers=customers, products=products,
                              segments=segments.set_index("customer_id")["segment_name"].astype(str),

@@ -102,7 +102,7 @@ class ReplayWorld:
         columns = pd.Index(self.world.catalog["product_id"]).get_indexer(flat)
         visit = np.repeat(np.arange(len(positions)), lengths)
         item = np.where(columns >= 0, preference[local[visit], np.maximum(columns, 0)], 0.0)
-        total = np.bincount(visit, weights=item, minlength=len(positions))
+        total = np.bincount(visit, weights=item, minlength=len(positions)).astype(float)
         category_index = {c: i for i, c in enumerate(self.categories)}
         banner = np.array([category_index.get(c, -1) if isinstance(c, str) else -1 for c in banner_category])
         affinity = self.population.affinity[rows]
