@@ -26,6 +26,7 @@ from atelier.recommend import evaluate, methods
 from atelier.recommend.interactions import EncodedEvents, Interactions, build, horizon_gains, unknown_share
 
 LEARNED = ("als", "item_item")
+SKIPPED = "no events or products table: nothing to learn from"
 BASELINES = ("popularity", "recent_popularity", "category_rule")
 
 
@@ -82,6 +83,7 @@ class RecommendInputs:
     horizon_days: int
     unknown_product_share: float
     preference: Any = None  # callable(customer ids) -> (customers x products) true preference, or None
+    missing: str | None = None  # why nothing can be learned (no events or products), else None
 
     @property
     def simulated(self) -> bool:
@@ -94,10 +96,19 @@ def load_inputs(root: Path, params: dict[str, Any]) -> RecommendInputs:
     cutoffs = sorted(pd.Timestamp(c) for c in params["timeline"]["cutoffs"])
     if len(cutoffs) < 2:
         raise ParamsError("params.yaml timeline.cutoffs: the recommend stage needs two cutoffs (validation, test)")
-    events = pd.read_parquet(root / paths.VALIDATED_DIR / "events.parquet",
-                             columns=["customer_id", "ts", "event_type", "product_id"])
-    customers = pd.read_parquet(root / paths.VALIDATED_DIR / "customers.parquet", columns=["customer_id", "signup_at"])
-    products = pd.read_parquet(root / paths.VALIDATED_DIR / "products.parquet", columns=["product_id", "category"])
+    needed = {name: root / paths.VALIDATED_DIR / f"{name}.parquet" for name in ("events", "customers", "products")}
+    missing = None if all(path.exists() for path in needed.values()) else SKIPPED
+    if missing is None:
+        events = pd.read_parquet(needed["events"], columns=["customer_id", "ts", "event_type", "product_id"])
+        customers = pd.read_parquet(needed["customers"], columns=["customer_id", "signup_at"])
+        products = pd.read_parquet(needed["products"], columns=["product_id", "category"])
+        missing = None if len(events) and len(products) else SKIPPED
+    if missing is not None:  # e.g. an orders-only retailer: every method needs views of products
+        events = pd.DataFrame({"customer_id": pd.Series(dtype="int64"), "ts": pd.Series(dtype="datetime64[us]"),
+                               "event_type": pd.Series(dtype="str"), "product_id": pd.Series(dtype="Int64")})
+        customers = pd.DataFrame({"customer_id": pd.Series(dtype="int64"),
+                                  "signup_at": pd.Series(dtype="datetime64[us]")})
+        products = pd.DataFrame({"product_id": pd.Series(dtype="int64"), "category": pd.Series(dtype="str")})
     products = products.sort_values("product_id").reset_index(drop=True)
     products["category"] = products["category"].astype(str)
     segments = (pd.read_parquet(root / paths.SEGMENTS_FILE, columns=["customer_id", "segment_name"])
@@ -107,9 +118,10 @@ def load_inputs(root: Path, params: dict[str, Any]) -> RecommendInputs:
                              segments=segments.set_index("customer_id")["segment_name"].astype(str),
                              validation_cutoff=cutoffs[-2], test_cutoff=cutoffs[-1],
                              horizon_days=int(params["timeline"]["horizon_days"]),
-                             unknown_product_share=unknown_share(events, products["product_id"].to_numpy()))
+                             unknown_product_share=unknown_share(events, products["product_id"].to_numpy()),
+                             missing=missing)
     truth_file = root / paths.TRUTH_CUSTOMERS
-    if params.get("data", {}).get("source") == "simulate" and truth_file.exists():
+    if params.get("data", {}).get("source") == "simulate" and truth_file.exists() and missing is None:
         inputs.preference = _truth_preference(params, truth_file, customers, products)
     return inputs
 
@@ -389,3 +401,20 @@ def metrics(inputs: RecommendInputs, result: TestResult, choice: Choice, grid: p
                    "item_item": {"neighbours": choice.neighbours, "weighting": choice.item_item_weighting}},
         "grid_points": int(len(grid)),
     }
+
+
+def write_skipped(root: Path, reason: str) -> None:
+    """The outputs when nothing can be learned: empty lists and plot data, metrics saying why (no model version,
+    so the replay's treatment arm shows the category rule's pages)."""
+    root = Path(root)
+    (root / paths.RECOMMEND_MODEL_DIR).mkdir(parents=True, exist_ok=True)
+    write_parquet(pd.DataFrame({"customer_id": pd.Series(dtype="int64"), "rank": pd.Series(dtype="int64"),
+                                "product_id": pd.Series(dtype="int64"), "model_version": pd.Series(dtype="str")}),
+                  root / paths.RECOMMEND_LISTS)
+    (root / paths.RECOMMEND_PLOTS).mkdir(parents=True, exist_ok=True)
+    for name, columns in (("methods", ["method", "ndcg", "ci_low", "ci_high"]),
+                          ("segments", ["group", "method", "customers", "ndcg", "ci_low", "ci_high"]),
+                          ("grid", ["method", "weighting", "factors", "regularization", "neighbours",
+                                    "validation_ndcg"])):
+        pd.DataFrame(columns=columns).to_csv(root / paths.RECOMMEND_PLOTS / f"{name}.csv", index=False)
+    write_json({"skipped": reason}, root / paths.RECOMMEND_METRICS)
