@@ -36,7 +36,8 @@ def purchase_multiplier(relevance: np.ndarray, baseline_relevance: float, streng
     """The response model: how what the shop showed changes the chance a cart becomes an order.
 
     `relevance` (0..1, per session) measures how well the banner and recommendations match the
-    customer's true category affinities; `baseline_relevance` is that of the default experience.
+    customer's true taste (`atelier.replay.world.ReplayWorld.relevance`); `baseline_relevance` is that of
+    the default experience.
     The chance of buying is multiplied by exp(strength * (relevance - baseline)): showing the
     default changes nothing, more relevant content raises the chance, less relevant lowers it.
     """
