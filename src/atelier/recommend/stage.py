@@ -408,6 +408,7 @@ def write_skipped(root: Path, reason: str) -> None:
     so the replay's treatment arm shows the category rule's pages)."""
     root = Path(root)
     (root / paths.RECOMMEND_MODEL_DIR).mkdir(parents=True, exist_ok=True)
+    (root / paths.RECOMMEND_MODEL_DIR / "aliases.json").unlink(missing_ok=True)  # no champion: the rule's pages
     write_parquet(pd.DataFrame({"customer_id": pd.Series(dtype="int64"), "rank": pd.Series(dtype="int64"),
                                 "product_id": pd.Series(dtype="int64"), "model_version": pd.Series(dtype="str")}),
                   root / paths.RECOMMEND_LISTS)

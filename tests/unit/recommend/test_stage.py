@@ -76,3 +76,16 @@ def test_user_data_has_no_oracle_and_bad_settings_are_named(tiny_root):
         stage.RecommendSettings.from_params({**params["recommend"], "weights": {}}, 6, 0)
     with pytest.raises(ParamsError, match="missing keys"):
         stage.RecommendSettings.from_params({"weights": {"a": {"product_view": 1}}}, 6, 0)
+
+
+def test_without_events_nothing_is_learned_and_the_replay_gets_no_recommender(tmp_path):
+    from atelier.replay.stage import load_recommender
+
+    (tmp_path / paths.RECOMMEND_MODEL_DIR).mkdir(parents=True)
+    (tmp_path / paths.RECOMMEND_MODEL_DIR / "aliases.json").write_text('{"champion": "rec-old"}')
+    inputs = stage.load_inputs(tmp_path, tiny_params())  # no validated tables at all
+    assert inputs.missing == stage.SKIPPED and not inputs.simulated
+    stage.write_skipped(tmp_path, inputs.missing)
+    assert json.loads((tmp_path / paths.RECOMMEND_METRICS).read_text()) == {"skipped": stage.SKIPPED}
+    assert pd.read_parquet(tmp_path / paths.RECOMMEND_LISTS).empty
+    assert load_recommender(tmp_path) is None
