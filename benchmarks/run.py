@@ -26,6 +26,7 @@ BENCHMARKS = {
     "replay_speed": ("replay_speed.py", [], []),
     "serve_load": ("serve_load.py", [], ["--quick"]),
     "spark_scaling": ("spark_scaling.py", ["--customers", "100000"], ["--customers", "20000"]),
+    "recommend": ("recommend.py", [], []),
 }
 
 

@@ -59,8 +59,9 @@ def _stages_run(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-ALL_STAGES = {"simulate", "validate", "prep", "segment", "model", "replay", "robustness", "index"}
-REPORTS = ("01_data_prep", "02_segmentation", "03_propensity_model", "05_realtime_replay", "07_robustness")
+ALL_STAGES = {"simulate", "validate", "prep", "segment", "model", "recommend", "replay", "robustness", "index"}
+REPORTS = ("01_data_prep", "02_segmentation", "03_propensity_model", "04_recommendations", "05_realtime_replay",
+           "07_robustness")
 
 
 def _metrics(root: Path) -> dict[str, bytes]:
@@ -116,7 +117,7 @@ def test_dvc_repro_builds_the_pipeline_reruns_only_what_changed_and_repeats_its_
     # Which stages a parameter change touches: `--dry` lists the stages whose own params changed
     # (nothing upstream); DVC then reruns those and, as their outputs change, what lies below them.
     downstream = _descendants(root)
-    assert downstream["segment"] == {"model", "replay", "robustness", "index"}
+    assert downstream["segment"] == {"model", "recommend", "replay", "robustness", "index"}
     assert downstream["simulate"] == ALL_STAGES - {"simulate"}
     expectations = [
         (("segmentation", "k"), 4, {"segment"}),
@@ -124,6 +125,7 @@ def test_dvc_repro_builds_the_pipeline_reruns_only_what_changed_and_repeats_its_
         (("replay", "response_strength"), 0.0, {"replay"}),
         (("prep", "half_life_days"), 7, {"prep", "replay", "robustness"}),
         (("robustness", "fairness", "target_share"), 0.3, {"robustness"}),
+        (("recommend", "half_life_days"), 7, {"recommend"}),
     ]
     for keys, value, stages in expectations:
         changed = copy.deepcopy(params)
@@ -188,6 +190,7 @@ def test_orders_only_csv_runs_end_to_end(tmp_path):
         and sum(segments["sizes"].values()) == prep["cutoffs"][max(prep["cutoffs"])]["customers"]
     )
     assert read_json(root / "metrics" / "model.json")["oracle"] is None
+    assert read_json(root / "metrics" / "recommend.json")["skipped"].startswith("no events or products table")
     replay = read_json(root / "metrics" / "replay.json")
     assert replay["closed_loop"] is False and replay["ab_test"] is None and replay["books"]["balanced"] is True
     robust = read_json(root / "metrics" / "robustness.json")

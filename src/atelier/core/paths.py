@@ -19,6 +19,7 @@ NOTEBOOK_STAGES: dict[str, str] = {
     "prep": "01_data_prep",
     "segment": "02_segmentation",
     "model": "03_propensity_model",
+    "recommend": "04_recommendations",
     "replay": "05_realtime_replay",
     "robustness": "07_robustness",
 }
@@ -65,6 +66,11 @@ PROPENSITY_DIR = Path("data/propensity")
 SCORES_FILE = PROPENSITY_DIR / "scores.parquet"
 PROPENSITY_ATTRIBUTES = PROPENSITY_DIR / "attributes.sqlite"  # scores beside the segments, per customer
 
+# Phase "recommend".
+RECOMMEND_MODEL_DIR = Path("models/recommend")  # <version>/als.npz, item_item.npz, model.json; aliases.json
+RECOMMEND_DIR = Path("data/recommend")
+RECOMMEND_LISTS = RECOMMEND_DIR / "lists.parquet"  # every known customer's list at the test cutoff
+
 # Phase "replay".
 REPLAY_DIR = Path("data/replay")
 VISITS_FILE = REPLAY_DIR / "visits.parquet"
@@ -81,12 +87,14 @@ VALIDATE_METRICS = metrics_file("validate")
 PREP_METRICS = metrics_file("prep")
 SEGMENT_METRICS = metrics_file("segment")
 MODEL_METRICS = metrics_file("model")
+RECOMMEND_METRICS = metrics_file("recommend")
 REPLAY_METRICS = metrics_file("replay")
 ROBUSTNESS_METRICS = metrics_file("robustness")
 
 PREP_PLOTS = plots_dir("prep")
 SEGMENT_PLOTS = plots_dir("segment")
 MODEL_PLOTS = plots_dir("model")
+RECOMMEND_PLOTS = plots_dir("recommend")
 REPLAY_PLOTS = plots_dir("replay")
 ROBUSTNESS_PLOTS = plots_dir("robustness")
 

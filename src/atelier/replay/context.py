@@ -17,6 +17,7 @@ import pandas as pd
 
 from atelier.data.features import FeatureSettings, before_cutoff, customer_state
 from atelier.model.champion import Champion
+from atelier.recommend.serve import ListRecommender
 from atelier.replay.engine import Counters, FrameSource, MemorySink, MicroBatchEngine, StreamProcessor, to_records
 from atelier.replay.loop import ClosedLoop, Personalizer, ReplaySettings
 from atelier.replay.policy import Assortment
@@ -42,6 +43,7 @@ class ReplayContext:
     segments: dict[Any, str]
     assortment: Assortment
     world: ReplayWorld | None = field(default=None)
+    recommender: ListRecommender | None = field(default=None)  # the learned lists (recommend stage), if any
 
     @property
     def cutoff(self) -> pd.Timestamp:
@@ -69,22 +71,25 @@ class ReplayContext:
         return StreamingState.from_batch(batch, self.cutoff, self.features, products=self.tables.get("products"),
                                          customers=self.tables.get("customers"))
 
-    def personalizer(self, state: StreamingState) -> Personalizer:
-        """The decision maker on `state`, scoring with `scorer` (None: as if the model had failed to load)."""
+    def personalizer(self, state: StreamingState, learned: bool = True) -> Personalizer:
+        """The decision maker on `state`, scoring with `scorer` (None: as if the model had failed to load); its
+        personalized pages show the learned lists when there are any and `learned`, else the category rule's."""
         return Personalizer(state=state, scorer=self.scorer, segments=self.segments, assortment=self.assortment,
                             policy=self.settings.policy, seed=self.settings.seed,
-                            treatment_share=self.settings.treatment_share)
+                            treatment_share=self.settings.treatment_share,
+                            recommender=self.recommender if learned else None)
 
     def closed_loop(self, strength: float | None = None,
-                    on_decisions: Callable[[pd.DataFrame], None] | None = None) -> ClosedLoop:
+                    on_decisions: Callable[[pd.DataFrame], None] | None = None, learned: bool = True) -> ClosedLoop:
         """A fresh closed loop from the cutoff, with its own profile store and processor.
 
-        `strength` defaults to the setting; `on_decisions` subscribes to the decisions as they are made.
+        `strength` defaults to the setting; `on_decisions` subscribes to the decisions as they are made;
+        `learned=False` shows the category rule's pages in the treatment arm instead of the learned lists.
         """
         if self.world is None:
             raise ValueError("the closed loop needs the simulated world (data.source: simulate, with data/truth)")
         state = self.initial_state()
-        return ClosedLoop(world=self.world, personalizer=self.personalizer(state),
+        return ClosedLoop(world=self.world, personalizer=self.personalizer(state, learned),
                           processor=StreamProcessor(state, self.settings.engine), settings=self.settings,
                           strength=self.settings.response_strength if strength is None else float(strength),
                           on_decisions=on_decisions)

@@ -28,6 +28,7 @@ from atelier.core.io import python_scalar, read_parquet, write_parquet
 from atelier.data.features import FeatureSettings
 from atelier.data.simulate.world import stream
 from atelier.model.champion import Champion
+from atelier.recommend.serve import ListRecommender
 from atelier.replay.abtest import assign_arm
 from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
 from atelier.replay.monitor import DriftRule
@@ -38,7 +39,6 @@ from atelier.replay.policy import (
     decide,
     default_experience,
     favourite_categories,
-    shown_shares,
 )
 from atelier.replay.state import StreamingState
 from atelier.replay.world import STREAM_REPLAY, NoiseSettings, ReplayWorld, arrivals
@@ -143,6 +143,21 @@ class Personalizer:
     seed: int
     treatment_share: float
     last_profiles: pd.DataFrame | None = None  # the profiles behind the latest decisions (for monitoring)
+    recommender: ListRecommender | None = None  # the learned lists; None: the favourite-category rule's page
+
+    def learned_page(self, customer_id: Any, products: np.ndarray) -> tuple[np.ndarray, str]:
+        """A personalized page's products: the learned list (with its source) or, without one, the rule's."""
+        if self.recommender is None:
+            return products, "rule"
+        return self.recommender.page(customer_id, self.assortment.product_id, self.policy.recommendations)
+
+    def _with_learned(self, decisions: pd.DataFrame, customers: np.ndarray) -> pd.DataFrame:
+        personalized = (decisions["experience"] == "personalized").to_numpy()
+        pages = [self.learned_page(c, p) if is_personal else (p, "default")
+                 for c, p, is_personal in zip(customers, decisions["products"], personalized)]
+        decisions["products"] = [page for page, _ in pages]
+        decisions["list_source"] = np.array([source for _, source in pages], dtype=object)
+        return decisions
 
     def arms(self, customers: np.ndarray) -> np.ndarray:
         return assign_arm(customers, self.seed, self.treatment_share)
@@ -168,6 +183,7 @@ class Personalizer:
         segments = np.array([self.segments.get(c, "unsegmented") for c in customers], dtype=object)
         decisions = decide(profiles.reset_index(drop=True), arm=self.arms(customers), propensity=self.score(profiles),
                            segments=segments, known=known, assortment=self.assortment, settings=self.policy)
+        decisions = self._with_learned(decisions, customers)
         self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
         decisions.insert(0, "decided_at", as_of)
         decisions.insert(0, "ts", visits["ts"].to_numpy())
@@ -202,10 +218,13 @@ class Personalizer:
             else:  # a model that needs demographics (or features the profile lacks): the pipeline, or give up
                 profile = self.state.features([customer_id], pd.Timestamp(ts_us, unit="us"))
                 propensity = float(self.score(profile)[0])
-        return {"session_id": session_id, "customer_id": customer_id, "arm": arm,
-                **choose(arm=arm, known=vector is not None, favourite=first, runner_up=second, propensity=propensity,
-                         segment=self.segments.get(customer_id, "unsegmented"), assortment=self.assortment,
-                         settings=self.policy)}
+        decision = choose(arm=arm, known=vector is not None, favourite=first, runner_up=second, propensity=propensity,
+                          segment=self.segments.get(customer_id, "unsegmented"), assortment=self.assortment,
+                          settings=self.policy)
+        decision["products"], decision["list_source"] = (self.learned_page(customer_id, decision["products"])
+                                                         if decision["experience"] == "personalized"
+                                                         else (decision["products"], "default"))
+        return {"session_id": session_id, "customer_id": customer_id, "arm": arm, **decision}
 
 
 @dataclass
@@ -241,13 +260,9 @@ class ClosedLoop:
             began = time.perf_counter()
             decisions = self.personalizer.decide(self.world.visit_table(positions), begin)
             self.decision_seconds.append((time.perf_counter() - began) / len(positions))
-            categories = self.world.categories
-            shown = shown_shares(decisions, self.personalizer.assortment, categories)
-            default = shown_shares(pd.DataFrame([default_experience(self.personalizer.assortment,
-                                                                    self.settings.policy)]),
-                                   self.personalizer.assortment, categories)
-            outcome = self.world.play(positions, shown, np.repeat(default, len(positions), axis=0), self.strength,
-                                      self.window)
+            default = default_experience(self.personalizer.assortment, self.settings.policy)["products"]
+            outcome = self.world.play(positions, list(decisions["products"]), decisions["banner_category"].to_numpy(),
+                                      default, self.strength, self.window)
             visits = outcome.sessions.merge(outcome.orders[["session_id", "amount"]], on="session_id", how="left")
             visits = visits.assign(revenue=visits["amount"].fillna(0.0), arm=decisions["arm"].to_numpy(),
                                    experience=decisions["experience"].to_numpy()).drop(columns="amount")

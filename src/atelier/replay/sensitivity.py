@@ -9,24 +9,70 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from atelier.replay import abtest
 from atelier.replay.context import ReplayContext
 
-COLUMNS = ["strength", "visits", "control", "treatment", "relative_uplift", "ci_low", "ci_high"]
+COLUMNS = ["strength", "visits", "control", "treatment", "relative_uplift", "ci_low", "ci_high",
+           "rule_treatment", "rule_relative_uplift", "rule_ci_low", "rule_ci_high"]
 
 
-def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boot: int = 300) -> pd.DataFrame:
-    """Conversion uplift (with its interval) for each assumed response strength, over the first `days` days."""
+def replay_days(context: ReplayContext, strength: float, days: int, learned: bool = True) -> pd.DataFrame:
+    """The visits of a closed loop over the first `days` days (treatment arm: learned lists or the rule's pages)."""
+    loop = context.closed_loop(strength, learned=learned)
+    loop.run(until=int(days * 24 * 60 / context.settings.window_minutes), progress=False)
+    return loop.frames("visits")
+
+
+def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boot: int = 300,
+          keep: dict[tuple[float, bool], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Conversion uplift (with its interval) for each assumed response strength, over the first `days` days: of
+    the treatment arm as deployed (learned lists when the recommend stage ran) and, when there are learned lists,
+    of the same arm showing the favourite-category rule's pages instead (`rule_*`; NaN without learned lists).
+    `keep` collects each run's visits by (strength, learned)."""
     rows = []
+    variants = (True, False) if context.recommender is not None else (True,)
     for strength in strengths:
-        loop = context.closed_loop(strength)
-        loop.run(until=int(days * 24 * 60 / context.settings.window_minutes), progress=False)
-        visits = loop.frames("visits")
-        result = abtest.measure(visits, context.settings.seed, n_boot=n_boot)["conversion"]
-        rows.append({"strength": strength, "visits": len(visits), **{c: result[c] for c in COLUMNS[2:]}})
+        row: dict[str, float] = {"strength": strength}
+        for learned in variants:
+            visits = replay_days(context, strength, days, learned)
+            if keep is not None:
+                keep[strength, learned] = visits
+            result = abtest.measure(visits, context.settings.seed, n_boot=n_boot)["conversion"]
+            if learned:
+                row.update(visits=len(visits), **{c: result[c] for c in COLUMNS[2:7]})
+            else:
+                row.update({f"rule_{c}": result[c] for c in ("treatment", "relative_uplift", "ci_low", "ci_high")})
+        rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def learned_vs_rule(learned: pd.DataFrame, rule: pd.DataFrame, seed: int, n_boot: int = 1000) -> dict[str, Any]:
+    """The treatment arm showing learned lists against the same arm showing the rule's pages, on the same visits
+    with the same random numbers (two replays that differ only in the lists): the relative difference in
+    conversion with a bootstrap interval over customers (the pairing removes visit-to-visit noise)."""
+    on = ["session_id", "customer_id"]
+    treated = learned.loc[learned["arm"] == "treatment", [*on, "purchased", "revenue"]]
+    paired = treated.merge(rule.loc[rule["arm"] == "treatment", [*on, "purchased", "revenue"]], on=on,
+                           suffixes=("_learned", "_rule"), validate="one_to_one")
+    if paired.empty:
+        return {"sessions": 0, "learned": None, "rule": None, "relative_difference": None, "ci_low": None,
+                "ci_high": None}
+    per_customer = paired.assign(learned=paired["purchased_learned"].astype(float),
+                                 rule=paired["purchased_rule"].astype(float), sessions=1.0
+                                 ).groupby("customer_id")[["learned", "rule", "sessions"]].sum()
+    values = per_customer.to_numpy()
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
+    sums = values[draws].sum(axis=1)  # (n_boot, 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = sums[:, 0] / sums[:, 1] - 1
+    total = values.sum(axis=0)
+    low, high = np.nanpercentile(boot, [2.5, 97.5]) if np.isfinite(boot).any() else (np.nan, np.nan)
+    return {"sessions": int(total[2]), "learned": float(total[0] / total[2]), "rule": float(total[1] / total[2]),
+            "relative_difference": float(total[0] / total[1] - 1) if total[1] else None,
+            "ci_low": float(low), "ci_high": float(high)}
 
 
 def null_check(sweep: pd.DataFrame) -> dict[str, Any]:

@@ -5,9 +5,11 @@ Everything else in `atelier.replay` works in memory on what `load_context` retur
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from atelier.core import attributes, paths
@@ -20,6 +22,7 @@ from atelier.data.stage import load_validated
 from atelier.model import candidates
 from atelier.model.champion import try_load_champion
 from atelier.model.registry import Registry
+from atelier.recommend.serve import ListRecommender
 from atelier.replay import abtest, drift, retraining
 from atelier.replay.context import ReplayContext, id_floor
 from atelier.replay.explanations import Explanations
@@ -65,11 +68,24 @@ def load_context(root: Path, settings: ReplaySettings, features: FeatureSettings
         scorer=scorer, model_problem=problem, segments=segments,
         assortment=Assortment.from_tables(products, before_cutoff(tables, cutoff).get("events")),
     )
+    context.recommender = load_recommender(root)
     if source == "simulate" and (root / paths.TRUTH_CUSTOMERS).exists():
         truth = pd.read_parquet(root / paths.TRUTH_CUSTOMERS)
         context.world = ReplayWorld.build(config_from_params(simulate), settings.seed, truth, cutoff,
                                           tables["customers"], id_floor=id_floor(tables))
     return context
+
+
+def load_recommender(root: Path) -> ListRecommender | None:
+    """The recommend stage's lists and the champion's fallback list, or None when the stage has not run (the
+    treatment arm then shows the favourite-category rule's pages)."""
+    aliases = Path(root) / paths.RECOMMEND_MODEL_DIR / "aliases.json"
+    if not (Path(root) / paths.RECOMMEND_LISTS).exists() or not aliases.exists():
+        return None
+    version = json.loads(aliases.read_text(encoding="utf-8"))["champion"]
+    with np.load(Path(root) / paths.RECOMMEND_MODEL_DIR / version / "als.npz", allow_pickle=False) as arrays:
+        fallback = arrays["fallback"]
+    return ListRecommender.from_frame(pd.read_parquet(Path(root) / paths.RECOMMEND_LISTS), fallback)
 
 
 def reference_profiles(context: ReplayContext) -> pd.DataFrame:
@@ -125,7 +141,7 @@ def retrain(context: ReplayContext, settings: candidates.ModelSettings, tables: 
 def metrics(context: ReplayContext, *, books: dict[str, Any], decisions: pd.DataFrame, ab: dict[str, Any] | None,
             sweep: pd.DataFrame | None, parity: dict[str, Any] | None, drift_summary: dict[str, Any] | None,
             realized: pd.DataFrame | None, retraining_outcome: dict[str, Any],
-            explained: Explanations | None) -> dict[str, Any]:
+            explained: Explanations | None, learned_vs_rule: dict[str, Any] | None = None) -> dict[str, Any]:
     """metrics/replay.json: the books, the decisions by reason and banner, the A/B test with its sample sizes, the
     sensitivity sweep, parity, drift (trigger and largest PSI per column), realized AUC per week, the retraining and
     the number of explained decisions. What the open loop cannot measure is None."""
@@ -139,6 +155,8 @@ def metrics(context: ReplayContext, *, books: dict[str, Any], decisions: pd.Data
             **{key: ab[key] for key in ("conversion", "revenue_per_session", "average_order_value", "arms")},
             **abtest.sample_sizes(ab["conversion"]), "response_strength": context.settings.response_strength},
         "sensitivity": None if sweep is None else sweep.to_dict(orient="records"),
+        "recommender": "learned" if context.recommender is not None else "category_rule",
+        "learned_vs_rule": learned_vs_rule,
         "parity": parity,  # its largest difference is unrounded text (metrics round floats to 6 places)
         "drift": None if drift_summary is None else {key: drift_summary[key] for key in ("trigger", "max_psi")},
         "realized_auc": None if realized is None else (

@@ -2,7 +2,7 @@
 
 Arrivals for the whole replay period are drawn once (who visits when does not depend on what the
 shop shows). What each visit *does* is simulated only after the shop has decided what to show:
-the relevance of that to the customer's true category affinities scales the chance of buying
+the relevance of that to the customer's true per-product taste scales the chance of buying
 (`atelier.data.simulate.sessions.purchase_multiplier`, the response model). Every random draw is
 keyed by the window index, so a replay restarted from a checkpoint draws exactly what an
 uninterrupted one does, and runs that differ only in what was shown share their random numbers
@@ -18,6 +18,7 @@ import pandas as pd
 
 from atelier.data.simulate.config import SimulationConfig
 from atelier.data.simulate.sessions import Outcomes, Sessions, purchase_multiplier, session_arrivals, session_outcomes
+from atelier.data.simulate.truth import product_preference
 from atelier.data.simulate.world import Population, World, build_world, population_from_truth, stream
 
 STREAM_REPLAY = 4
@@ -86,17 +87,36 @@ class ReplayWorld:
             "ts": np.asarray(start, dtype="datetime64[us]"),
         })
 
-    def relevance(self, positions: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        """How well what was shown (category shares, world category order) matches each visitor's true affinities
-        (0..1)."""
-        affinity = self.population.affinity[self.sessions.customer_row[positions]]
-        return (shown * affinity).sum(axis=1) / affinity.max(axis=1)
+    def relevance(self, positions: np.ndarray, products: list[np.ndarray], banner_category: np.ndarray) -> np.ndarray:
+        """How well what each visit was shown matches the visitor's true taste (0..1): the mean over the shown items
+        (each product, plus the banner's category if any) of the item's relevance. A product's relevance is the
+        visitor's true preference for it (`product_preference`) over their favourite product's; a banner
+        category's is its affinity over the favourite category's. A product the shop does not know counts 0;
+        a visit shown nothing has relevance 0."""
+        rows = self.sessions.customer_row[positions]
+        unique, local = np.unique(rows, return_inverse=True)
+        preference = product_preference(self.world, self.population, unique)
+        preference = preference / preference.max(axis=1, keepdims=True)
+        lengths = np.fromiter((len(p) for p in products), dtype=np.int64, count=len(positions))
+        flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in products]) if lengths.sum() else np.zeros(0, int)
+        columns = pd.Index(self.world.catalog["product_id"]).get_indexer(flat)
+        visit = np.repeat(np.arange(len(positions)), lengths)
+        item = np.where(columns >= 0, preference[local[visit], np.maximum(columns, 0)], 0.0)
+        total = np.bincount(visit, weights=item, minlength=len(positions)).astype(float)
+        category_index = {c: i for i, c in enumerate(self.categories)}
+        banner = np.array([category_index.get(c, -1) if isinstance(c, str) else -1 for c in banner_category])
+        affinity = self.population.affinity[rows]
+        banner_relevance = np.take_along_axis(affinity, np.maximum(banner, 0)[:, None], axis=1)[:, 0]
+        total += np.where(banner >= 0, banner_relevance / affinity.max(axis=1), 0.0)
+        count = lengths + (banner >= 0)
+        return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
-    def play(self, positions: np.ndarray, shown: np.ndarray, default_shown: np.ndarray, strength: float,
-             window: int) -> Outcomes:
-        """Simulate the visits at `positions` given what each was shown (and what the default would have shown)."""
-        relevance = self.relevance(positions, shown)
-        baseline = self.relevance(positions, default_shown)
+    def play(self, positions: np.ndarray, products: list[np.ndarray], banner_category: np.ndarray,
+             default_products: np.ndarray, strength: float, window: int) -> Outcomes:
+        """Simulate the visits at `positions` given what each was shown (its products and banner category) and
+        what the default experience (`default_products`, no banner category) would have shown."""
+        relevance = self.relevance(positions, products, banner_category)
+        baseline = self.relevance(positions, [default_products] * len(positions), np.full(len(positions), None))
         multiplier = purchase_multiplier(relevance, baseline, strength)
         subset = Sessions(customer_row=self.sessions.customer_row[positions], day=self.sessions.day[positions],
                           start_ms=self.sessions.start_ms[positions], device=self.sessions.device[positions])

@@ -142,6 +142,14 @@ HEADLINES: dict[str, list[Headline]] = {
         ("Share of the oracle's AUC", "metrics/model.json", "oracle.champion_ratio", lambda r: f"{_percent(r)} %"),
         ("Lift in the top 10 %", "metrics/model.json", "", champion_lift),
     ],
+    "recommend": [
+        ("Learned recommender", "metrics/recommend.json", "learned", "{}"),
+        ("NDCG@k gain over the category rule", "metrics/recommend.json", "gain_over_rule",
+         lambda g: f"{_number(g['difference']):+.3f} ({_number(g['ci_low']):+.3f} to {_number(g['ci_high']):+.3f})"),
+        ("Share of the true-best list's preference", "metrics/recommend.json", "methods",
+         lambda m: ", ".join(f"{name} {_percent(m[name]['truth_share']['mean'])} %"
+                             for name in ("category_rule", "als", "item_item") if "truth_share" in m.get(name, {}))),
+    ],
     "replay": [
         ("Conversion uplift", "metrics/replay.json", "ab_test.conversion", uplift_with_ci),
         ("Stream books balanced", "metrics/replay.json", "books", books),

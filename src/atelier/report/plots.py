@@ -338,6 +338,9 @@ def uplift_sensitivity(sweep: pd.DataFrame, chosen: float) -> Figure:
         sweep["strength"], sweep["ci_low"], sweep["ci_high"], color="#9aa9c4", alpha=0.5, label="95 % interval"
     )
     ax.plot(sweep["strength"], sweep["relative_uplift"], marker="o", color="#2a4d8f", label="relative uplift")
+    if "rule_relative_uplift" in sweep and sweep["rule_relative_uplift"].notna().any():
+        ax.plot(sweep["strength"], sweep["rule_relative_uplift"], marker="s", ls="--", color="#dd8452",
+                label="same arm, category rule's pages")
     ax.axhline(0, color="#666666", lw=0.8)
     ax.axhline(0.15, color="#c44e52", ls="--", lw=1, label="case study: +15 %")
     ax.axvline(chosen, color="#8c8c8c", ls=":", lw=1)

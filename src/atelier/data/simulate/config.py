@@ -72,6 +72,8 @@ class SimulationConfig:
     tier_price_multiplier: dict[str, float]
     price_log_sd: float
     popularity_zipf: float
+    style_dims: int
+    style_strength: float
     age_bands: tuple[str, ...]
     genders: dict[str, float]
     regions: dict[str, float]
@@ -165,6 +167,8 @@ def config_from_params(section: dict[str, Any]) -> SimulationConfig:
             tier_price_multiplier={t: float(catalog["tier_price_multiplier"][t]) for t in TIERS},
             price_log_sd=float(catalog["price_log_sd"]),
             popularity_zipf=float(catalog["popularity_zipf"]),
+            style_dims=int(catalog["style_dims"]),
+            style_strength=float(catalog["style_strength"]),
             age_bands=age_bands,
             genders={str(k): float(v) for k, v in demographics["genders"].items()},
             regions={str(k): float(v) for k, v in demographics["regions"].items()},
@@ -188,6 +192,11 @@ def _check(config: SimulationConfig) -> None:
         config.n_products >= n_groups,
         "n_products",
         f"needs at least one product per category and tier ({n_groups})",
+    )
+    _require(config.style_dims >= 1, "catalog.style_dims", "must be >= 1 (the length of the style vectors)")
+    _require(
+        np.isfinite(config.style_strength) and config.style_strength >= 0,
+        "catalog.style_strength", "must be >= 0 (0: style plays no part in which product of a group is viewed)",
     )
     _shares([p.share for p in config.personas], "personas.*.share")
     _shares(list(config.genders.values()), "demographics.genders")

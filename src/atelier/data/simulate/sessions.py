@@ -18,7 +18,7 @@ import pandas as pd
 from atelier.core.contract import KNOWN_EVENT_TYPES
 from atelier.data.simulate.calendar import mobile_probability
 from atelier.data.simulate.config import DEVICES, TIERS
-from atelier.data.simulate.world import Population, World, _categorical_draw
+from atelier.data.simulate.world import Population, World, _categorical_draw, pick_products
 
 # Share of sessions starting in each hour of the day (quiet nights, lunch and evening peaks).
 DIURNAL = np.array(
@@ -36,7 +36,8 @@ def purchase_multiplier(relevance: np.ndarray, baseline_relevance: float, streng
     """The response model: how what the shop showed changes the chance a cart becomes an order.
 
     `relevance` (0..1, per session) measures how well the banner and recommendations match the
-    customer's true category affinities; `baseline_relevance` is that of the default experience.
+    customer's true taste (`atelier.replay.world.ReplayWorld.relevance`); `baseline_relevance` is that of
+    the default experience.
     The chance of buying is multiplied by exp(strength * (relevance - baseline)): showing the
     default changes nothing, more relevant content raises the chance, less relevant lowers it.
     """
@@ -143,7 +144,8 @@ def session_outcomes(
     """Simulate what happens in each session: product views, cart adds, and maybe an order.
 
     A session views 1 + Poisson(views_per_session - 1) products, each picked by the customer's
-    category affinity, the persona's price-tier mix and product popularity. Each view goes to the
+    category affinity, the persona's price-tier mix and, within that group, product popularity times the
+    match of the customer's and the product's hidden style (`world.style_weights`). Each view goes to the
     cart with `cart_chance`; a session with a cart becomes an order with `buy_chance` x
     `buy_multiplier`, buying everything in the cart. Basket size is the persona's: each item in the
     cart is bought in 1 + Poisson(basket_extra_units) units (a second size or colour, a multipack),
@@ -167,10 +169,7 @@ def session_outcomes(
     tier_mix = np.array([p.tier_mix for p in config.personas])
     tier = _categorical_draw(tier_mix[view_persona], rng)
     group = category * len(TIERS) + tier
-    group_key = catalog["group"].to_numpy() + catalog.groupby("group")["popularity"].cumsum().to_numpy()
-    last_in_group = np.r_[catalog["group"].to_numpy()[1:] != catalog["group"].to_numpy()[:-1], True]
-    group_key[last_in_group] = catalog["group"].to_numpy()[last_in_group] + 1.0
-    product_row = np.searchsorted(group_key, group + rng.random(len(group)), side="right")
+    product_row = pick_products(world, population, view_customer, group, rng.random(len(group)))
 
     discount = view_discount(world, product_row, view_day)
     carted = rng.random(len(product_row)) < np.minimum(

@@ -7,7 +7,7 @@ orders form a thinned Poisson process with daily rate
 
 while the customer is active, so P(at least one order in the window) = 1 - exp(-sum of the rate).
 Views pick products independently, so the per-view cart chance averages over the customer's
-product mix (category affinity x persona tier mix x popularity), one value per discount regime;
+product mix (category affinity x persona tier mix x popularity x style match), one value per discount regime;
 with 1 + Poisson(m - 1) views, P(no cart) = (1 - p) * exp(-(m - 1) * p).
 
 This is the "oracle": the best any model could do knowing every hidden trait, churn included.
@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from atelier.data.simulate.calendar import mobile_probability
-from atelier.data.simulate.config import DEVICES, TIERS
+from atelier.data.simulate.config import DEVICES
 from atelier.data.simulate.sessions import buy_chance, cart_chance
-from atelier.data.simulate.world import Population, World
+from atelier.data.simulate.world import PICK_BLOCK, Population, World, view_shares
 
 
 def discount_regimes(world: World) -> tuple[np.ndarray, np.ndarray]:
@@ -32,30 +32,42 @@ def discount_regimes(world: World) -> tuple[np.ndarray, np.ndarray]:
     return levels, day_regime
 
 
-def session_cart_probability(world: World, population: Population) -> np.ndarray:
-    """P(a session has at least one cart add), per customer (rows) and discount regime (columns)."""
+def _cart_chances(world: World, levels: np.ndarray) -> np.ndarray:
+    """cart_chance[persona, regime, product] of a view, at each store-wide discount level (clearance included)."""
     config, catalog = world.config, world.catalog
-    levels, _ = discount_regimes(world)
-    n_personas, n_groups = len(config.personas), len(config.categories) * len(TIERS)
     product_rows = np.arange(len(catalog))
-    group = catalog["group"].to_numpy()
-    popularity = catalog["popularity"].to_numpy()
     clearance = catalog["clearance"].to_numpy() * config.clearance_discount
-    # mean_cart[persona, regime, group]: popularity-weighted cart chance of a view in that group.
-    mean_cart = np.zeros((n_personas, len(levels), n_groups))
-    for persona in range(n_personas):
+    chances = np.zeros((len(config.personas), len(levels), len(catalog)))
+    for persona in range(len(config.personas)):
         persona_of_product = np.full(len(catalog), persona)
         for regime, level in enumerate(levels):
-            chance = cart_chance(world, persona_of_product, product_rows, np.maximum(level, clearance))
-            mean_cart[persona, regime] = np.bincount(group, weights=popularity * chance, minlength=n_groups)
-    tier_mix = np.array([p.tier_mix for p in config.personas])  # (personas, tiers)
-    # Weight of each (category, tier) group in a customer's views.
-    group_weight = (population.affinity[:, :, None] * tier_mix[population.persona][:, None, :]).reshape(
-        len(population), n_groups
-    )
-    per_view = np.einsum("ng,nrg->nr", group_weight, mean_cart[population.persona])
+            discount = np.maximum(level, clearance)
+            chances[persona, regime] = cart_chance(world, persona_of_product, product_rows, discount)
+    return chances
+
+
+def session_cart_probability(world: World, population: Population) -> np.ndarray:
+    """P(a session has at least one cart add), per customer (rows) and discount regime (columns)."""
+    config = world.config
+    levels, _ = discount_regimes(world)
+    chances = _cart_chances(world, levels)
+    per_view = np.zeros((len(population), len(levels)))
+    for first in range(0, len(population), PICK_BLOCK):
+        rows = np.arange(first, min(first + PICK_BLOCK, len(population)))
+        shares = view_shares(world, population, rows)  # (block, products)
+        per_view[rows] = np.einsum("np,nrp->nr", shares, chances[population.persona[rows]])
     views = np.array([p.views_per_session for p in config.personas])[population.persona][:, None]
     return 1 - (1 - per_view) * np.exp(-(views - 1) * per_view)
+
+
+def product_preference(world: World, population: Population, rows: np.ndarray | None = None) -> np.ndarray:
+    """Each customer's true preference for each product (customers at `rows` x catalog rows): the chance that
+    one of their views lands on the product and goes to the cart, on a day without a sale. It covers
+    category affinity, the tier mix, popularity, hidden style and price sensitivity; the oracle
+    recommendation list is its top k."""
+    rows = np.arange(len(population)) if rows is None else np.asarray(rows)
+    chances = _cart_chances(world, np.zeros(1))[:, 0, :]  # (personas, products)
+    return view_shares(world, population, rows) * chances[population.persona[rows]]
 
 
 def device_buy_chance(world: World, persona: np.ndarray, day: np.ndarray) -> np.ndarray:

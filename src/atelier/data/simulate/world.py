@@ -44,6 +44,7 @@ def build_catalog(config: SimulationConfig, rng: np.random.Generator) -> pd.Data
 
     Rows are ordered by (category, tier) so each group is a contiguous block; `popularity` sums to
     1 within a group (Zipf over a random rank) and `log_relative_price` is log(price / category base).
+    `style_0..` are the product's hidden style vector (drawn last, so the other columns do not depend on it).
     """
     categories = list(config.categories)
     n_groups = len(categories) * len(TIERS)
@@ -59,7 +60,9 @@ def build_catalog(config: SimulationConfig, rng: np.random.Generator) -> pd.Data
     rank = np.concatenate([rng.permutation(n) + 1 for n in per_group])
     weight = rank.astype(float) ** -config.popularity_zipf
     popularity = weight / np.bincount(group, weights=weight)[group]
-    return pd.DataFrame(
+    clearance = rng.random(len(group)) < config.clearance_share
+    style = rng.standard_normal((len(group), config.style_dims)) / np.sqrt(config.style_dims)
+    frame = pd.DataFrame(
         {
             "product_id": np.arange(1, len(group) + 1, dtype=np.int64),
             "category": pd.Categorical.from_codes(category_index, categories),
@@ -68,9 +71,12 @@ def build_catalog(config: SimulationConfig, rng: np.random.Generator) -> pd.Data
             "group": group,
             "popularity": popularity,
             "log_relative_price": np.log(price / base),
-            "clearance": rng.random(len(group)) < config.clearance_share,
+            "clearance": clearance,
         }
     )
+    for dim in range(config.style_dims):
+        frame[f"style_{dim}"] = style[:, dim]
+    return frame
 
 
 def build_world(config: SimulationConfig, seed: int) -> World:
@@ -89,6 +95,7 @@ class Population:
     churn_day: np.ndarray  # first day no longer active (may be after config.end)
     visit_rate: np.ndarray  # sessions per day at traffic 1
     affinity: np.ndarray  # (customers, categories), rows sum to 1
+    style: np.ndarray  # (customers, style dims): hidden taste, matched against the products' style vectors
     signup_seconds: np.ndarray  # seconds after midnight of the signup day
     age_band: np.ndarray
     gender: np.ndarray
@@ -132,6 +139,8 @@ def draw_population(config: SimulationConfig, first_index: int, n: int, rng: np.
     age_band = np.asarray(config.age_bands)[_categorical_draw(age_mix, rng)]
     gender = rng.choice(list(config.genders), size=n, p=list(config.genders.values()))
     region = rng.choice(list(config.regions), size=n, p=list(config.regions.values()))
+    signup_seconds = rng.integers(0, 86_400, n)
+    style = rng.standard_normal((n, config.style_dims))  # drawn last: the traits above keep their draws
     return Population(
         customer_id=np.arange(first_index + 1, first_index + n + 1, dtype=np.int64),
         persona=persona.astype(np.int64),
@@ -139,7 +148,8 @@ def draw_population(config: SimulationConfig, first_index: int, n: int, rng: np.
         churn_day=churn_day,
         visit_rate=visit_rate,
         affinity=affinity,
-        signup_seconds=rng.integers(0, 86_400, n),
+        style=style,
+        signup_seconds=signup_seconds,
         age_band=age_band,
         gender=gender,
         region=region,
@@ -176,6 +186,8 @@ def truth_table(config: SimulationConfig, population: Population) -> pd.DataFram
     )
     for index, category in enumerate(config.categories):
         frame[f"affinity_{category}"] = population.affinity[:, index]
+    for dim in range(config.style_dims):
+        frame[f"style_{dim}"] = population.style[:, dim]
     return frame
 
 
@@ -191,8 +203,61 @@ def population_from_truth(config: SimulationConfig, truth: pd.DataFrame, custome
         churn_day=merged["churn_day"].to_numpy(np.int64),
         visit_rate=merged["visit_rate_per_month"].to_numpy(float) / DAYS_PER_MONTH,
         affinity=merged[[f"affinity_{c}" for c in config.categories]].to_numpy(float),
+        style=merged[[f"style_{d}" for d in range(config.style_dims)]].to_numpy(float),
         signup_seconds=(signup_at - signup_at.dt.normalize()).dt.total_seconds().to_numpy(np.int64),
         age_band=merged["age_band"].to_numpy(),
         gender=merged["gender"].to_numpy(),
         region=merged["region"].to_numpy(),
     )
+
+
+def style_weights(world: World, style: np.ndarray) -> np.ndarray:
+    """Within-group view shares (customers x products): popularity x exp(strength x style . product style),
+    normalized so each customer's shares sum to 1 within every (category, tier) group."""
+    catalog, config = world.catalog, world.config
+    product_style = catalog[[f"style_{d}" for d in range(config.style_dims)]].to_numpy()
+    group = catalog["group"].to_numpy()
+    logits = config.style_strength * (np.asarray(style, dtype=float) @ product_style.T)
+    weight = catalog["popularity"].to_numpy()[None, :] * np.exp(logits - logits.max(axis=1, keepdims=True))
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # groups are contiguous blocks
+    return weight / np.add.reduceat(weight, starts, axis=1)[:, group]
+
+
+def view_shares(world: World, population: Population, rows: np.ndarray) -> np.ndarray:
+    """Each customer's (at `rows`) chance that a view lands on each product: category affinity x the persona's
+    tier mix x the within-group style-and-popularity share (customers x products; rows sum to 1)."""
+    catalog, config = world.catalog, world.config
+    group = catalog["group"].to_numpy()
+    category, tier = group // len(TIERS), group % len(TIERS)
+    tier_mix = np.array([p.tier_mix for p in config.personas])
+    return (population.affinity[rows][:, category] * tier_mix[population.persona[rows]][:, tier]
+            * style_weights(world, population.style[rows]))
+
+
+#: Customers whose within-group shares are computed together when drawing products (bounds memory).
+PICK_BLOCK = 4096
+
+
+def pick_products(world: World, population: Population, customer_row: np.ndarray, group: np.ndarray,
+                  uniform: np.ndarray) -> np.ndarray:
+    """The catalog row of each view, given its customer, its (category, tier) group and a uniform draw:
+    inverse-CDF sampling of the customer's within-group shares (`style_weights`)."""
+    catalog_group = world.catalog["group"].to_numpy()
+    n_products, n_groups = len(catalog_group), int(catalog_group.max()) + 1
+    starts = np.flatnonzero(np.r_[True, catalog_group[1:] != catalog_group[:-1]])
+    last_in_group = np.r_[catalog_group[1:] != catalog_group[:-1], True]
+    product_row = np.zeros(len(customer_row), dtype=np.int64)
+    customers, local = np.unique(customer_row, return_inverse=True)
+    for first in range(0, len(customers), PICK_BLOCK):
+        block = customers[first:first + PICK_BLOCK]
+        in_block = (local >= first) & (local < first + len(block))
+        within = style_weights(world, population.style[block])
+        cumulative = np.cumsum(within, axis=1)
+        before = np.concatenate([np.zeros((len(block), 1)), cumulative[:, starts[1:] - 1]], axis=1)
+        key = cumulative - before[:, catalog_group]
+        key[:, last_in_group] = 1.0
+        key += catalog_group[None, :] + (np.arange(len(block)) * n_groups)[:, None]
+        row = local[in_block] - first
+        found = np.searchsorted(key.ravel(), row * n_groups + group[in_block] + uniform[in_block], side="right")
+        product_row[in_block] = np.minimum(found - row * n_products, n_products - 1)
+    return product_row
