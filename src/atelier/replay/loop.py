@@ -30,6 +30,7 @@ from atelier.data.simulate.world import stream
 from atelier.model.champion import Champion
 from atelier.replay.abtest import assign_arm
 from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
+from atelier.replay.explore import Exploration, explore
 from atelier.replay.monitor import DriftRule
 from atelier.replay.policy import (
     Assortment,
@@ -143,6 +144,7 @@ class Personalizer:
     seed: int
     treatment_share: float
     last_profiles: pd.DataFrame | None = None  # the profiles behind the latest decisions (for monitoring)
+    exploration: Exploration | None = None  # off by default: see atelier.replay.explore
 
     def arms(self, customers: np.ndarray) -> np.ndarray:
         return assign_arm(customers, self.seed, self.treatment_share)
@@ -168,6 +170,9 @@ class Personalizer:
         segments = np.array([self.segments.get(c, "unsegmented") for c in customers], dtype=object)
         decisions = decide(profiles.reset_index(drop=True), arm=self.arms(customers), propensity=self.score(profiles),
                            segments=segments, known=known, assortment=self.assortment, settings=self.policy)
+        if self.exploration is not None:
+            decisions = explore(decisions, profiles.reset_index(drop=True), visits["session_id"].to_numpy(),
+                                self.exploration, self.assortment, self.policy, self.seed)
         self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
         decisions.insert(0, "decided_at", as_of)
         decisions.insert(0, "ts", visits["ts"].to_numpy())
