@@ -169,7 +169,7 @@ def obd_table(campaigns: list[obd.CampaignLogs], prior: dict[str, tuple[np.ndarr
         q = estimators.crossfit(fit, len(log), settings.folds, settings.seed)
         distributions = action_distribution(logs, prior, settings)
         target = logs.target(distributions[settings.distribution])
-        draws = estimators.refit_dm_draws(log, [target], fit, settings.n_boot, settings.seed)[0]
+        draws = estimators.refit_dm_draws(log, [target], fit, settings.dm_refits, settings.seed)[0]
         found = estimators.estimate_all(log, target, q, n_boot=settings.n_boot, seed=settings.seed,
                                         dm_q=fit(np.arange(len(log))), dm_draws=draws)
         measured = _click_rate(logs.bts["click"].to_numpy(dtype=float), settings)

@@ -8,6 +8,7 @@ and writes metrics/ope.json and the plot CSVs. Everything else in `atelier.ope` 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import shutil
@@ -26,8 +27,9 @@ from atelier.core.io import write_json
 from atelier.data.features import FeatureSettings
 from atelier.ope import obd
 from atelier.ope.analysis import OpeSettings
+from atelier.replay.engine import StreamProcessor
 from atelier.replay.explore import Exploration
-from atelier.replay.loop import ReplaySettings
+from atelier.replay.loop import ClosedLoop, ReplaySettings
 from atelier.replay.stage import load_context
 
 log = logging.getLogger("atelier.ope")
@@ -110,9 +112,13 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
         raise FileNotFoundError("off-policy evaluation on the replay needs the simulated shop (data.source: simulate "
                                 "and data/truth); with your own data only the Open Bandit Dataset part runs")
     windows = int(settings.days * 24 * 60 / settings.window_minutes)
+    start = context.initial_state()  # built once (seconds); each run gets its own copy
 
-    def run(exploration: Exploration) -> Any:
-        return context.closed_loop(exploration=exploration).run(until=windows, progress=False)
+    def run(exploration: Exploration) -> ClosedLoop:
+        state = copy.deepcopy(start)
+        return ClosedLoop(world=context.world, personalizer=context.personalizer(state, exploration),
+                          processor=StreamProcessor(state, loop_settings.engine), settings=loop_settings,
+                          strength=loop_settings.response_strength).run(until=windows, progress=False)
 
     explored = run(settings.exploration)
     truths = {}

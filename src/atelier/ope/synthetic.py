@@ -26,10 +26,10 @@ class SyntheticBandit:
 
     @classmethod
     def make(cls, n_contexts: int = 20, n_actions: int = 5, seed: int = 0, logger_temperature: float = 1.0,
-             target_greediness: float = 0.9) -> SyntheticBandit:
-        """A seeded problem: rates in 1..20 %, a softmax logger, a mostly greedy target."""
+             target_greediness: float = 0.9, rates: tuple[float, float] = (0.01, 0.2)) -> SyntheticBandit:
+        """A seeded problem: click rates uniform in `rates`, a softmax logger, a mostly greedy target."""
         rng = np.random.default_rng(seed)
-        rates = rng.uniform(0.01, 0.2, size=(n_contexts, n_actions))
+        rates = rng.uniform(*rates, size=(n_contexts, n_actions))
         preference = rng.normal(size=(n_contexts, n_actions)) / logger_temperature
         logger = np.exp(preference - preference.max(axis=1, keepdims=True))
         logger /= logger.sum(axis=1, keepdims=True)

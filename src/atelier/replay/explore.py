@@ -68,9 +68,8 @@ class Exploration:
         return np.minimum((u[:, None] >= probability.cumsum(axis=1)).sum(axis=1), len(ACTIONS) - 1)
 
 
-def _pages(profiles: pd.DataFrame, assortment: Assortment, n: int) -> tuple[np.ndarray, list[list[np.ndarray]],
-                                                                            np.ndarray]:
-    """Favourite, each candidate's products per visit, and the banner category of each candidate (visits x actions)."""
+def _pages(profiles: pd.DataFrame, assortment: Assortment, n: int) -> tuple[np.ndarray, list[list[tuple]]]:
+    """Favourite and, per visit, each candidate page as (products, banner category)."""
     first, second = top_categories(profiles, assortment.categories)
     columns = [f"affinity_{c}" for c in assortment.categories]
     if set(columns) <= set(profiles.columns):
@@ -78,16 +77,29 @@ def _pages(profiles: pd.DataFrame, assortment: Assortment, n: int) -> tuple[np.n
         least = np.array(assortment.categories, dtype=object)[np.argmin(np.nan_to_num(shares, nan=np.inf), axis=1)]
     else:
         least = np.full(len(profiles), None, dtype=object)
-    default = assortment.top(n)
-    pages, categories = [], np.full((len(profiles), len(ACTIONS)), None, dtype=object)
-    for row, (favourite, runner_up, rare) in enumerate(zip(first, second, least)):
+    default = (assortment.top(n), None)
+    pages = []
+    for favourite, runner_up, rare in zip(first, second, least):
         if favourite is None:
             pages.append([default] * len(ACTIONS))
             continue
-        pages.append([default, assortment.recommend(favourite, runner_up, n), assortment.recommend(favourite, None, n),
-                      assortment.top(n, rare)])
-        categories[row, 1:] = [favourite, favourite, rare]
-    return first, pages, categories
+        pages.append([default, (assortment.recommend(favourite, runner_up, n), favourite),
+                      (assortment.recommend(favourite, None, n), favourite), (assortment.top(n, rare), rare)])
+    return first, pages
+
+
+def _page_shares(pages: list[list[tuple]], assortment: Assortment) -> np.ndarray:
+    """Category shares of every candidate page (visits x actions x categories), each distinct page computed once."""
+    cache: dict[tuple, np.ndarray] = {}
+    shares = np.zeros((len(pages), len(ACTIONS), len(assortment.categories)))
+    for row, candidates in enumerate(pages):
+        for a, (products, category) in enumerate(candidates):
+            key = (category, tuple(np.asarray(products).tolist()))
+            if key not in cache:
+                cache[key] = shown_shares(pd.DataFrame({"products": [products], "banner_category": [category]}),
+                                          assortment, assortment.categories)[0]
+            shares[row, a] = cache[key]
+    return shares
 
 
 def explore(decisions: pd.DataFrame, profiles: pd.DataFrame, session_ids: np.ndarray, exploration: Exploration,
@@ -96,7 +108,7 @@ def explore(decisions: pd.DataFrame, profiles: pd.DataFrame, session_ids: np.nda
     `action_probability` (of the action shown), `eligible`, `p_<action>` for every candidate and `match_<action>`
     (how well each candidate page matches the profile's viewed categories, what a reward model may use)."""
     n = settings.recommendations
-    first, pages, categories = _pages(profiles, assortment, n)
+    first, pages = _pages(profiles, assortment, n)
     score = decisions["propensity"].to_numpy(dtype=float)
     eligible = np.not_equal(first, None) & np.isfinite(score)
     base = np.where(decisions["experience"].to_numpy() == "personalized", 1, 0)
@@ -110,20 +122,18 @@ def explore(decisions: pd.DataFrame, profiles: pd.DataFrame, session_ids: np.nda
                  3: np.full(len(decisions), DISCOVERY_BANNER, dtype=object)}
     banner_of[2] = banner_of[1]
     explored = decisions.copy()
-    explored["products"] = [pages[row][a] for row, a in enumerate(action)]
+    explored["products"] = [pages[row][a][0] for row, a in enumerate(action)]
     explored["banner"] = np.select([action == a for a in range(len(ACTIONS))], [banner_of[a] for a in
                                                                                 range(len(ACTIONS))]).astype(object)
-    explored["banner_category"] = categories[rows, action]
+    explored["banner_category"] = np.array([pages[row][a][1] for row, a in enumerate(action)], dtype=object)
     explored["experience"] = np.where(action == 0, "default", "personalized").astype(object)
     explored["action"] = np.array(ACTIONS, dtype=object)[action]
     explored["action_probability"] = probability[rows, action]
     explored["eligible"] = eligible
-    affinity = _affinity_shares(profiles, assortment)
+    match = (_page_shares(pages, assortment) * _affinity_shares(profiles, assortment)[:, None, :]).sum(axis=2)
     for a, name in enumerate(ACTIONS):
         explored[f"p_{name}"] = probability[:, a]
-        shown = shown_shares(pd.DataFrame({"products": [pages[row][a] for row in rows],
-                                           "banner_category": categories[:, a]}), assortment, assortment.categories)
-        explored[f"match_{name}"] = (shown * affinity).sum(axis=1)
+        explored[f"match_{name}"] = match[:, a]
     return explored
 
 
