@@ -92,9 +92,9 @@ def open_wheel(root: Path, expected: str = obd.WHEEL_SHA256) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
-def load_obd(root: Path) -> tuple[list[obd.CampaignLogs], dict]:
-    """Every campaign's random and BTS logs and the shipped BTS prior, read from the wheel."""
-    with open_wheel(root) as wheel:
+def load_obd(root: Path, expected: str = obd.WHEEL_SHA256) -> tuple[list[obd.CampaignLogs], dict]:
+    """Every campaign's random and BTS logs and the shipped BTS prior, read from the verified wheel."""
+    with open_wheel(root, expected) as wheel:
         return [obd.campaign_logs(wheel, c) for c in obd.CAMPAIGNS], obd.read_prior(wheel)
 
 
