@@ -131,9 +131,13 @@ def replay_uplift(rounds: pd.DataFrame, truths: dict[str, float], ab_uplift: dic
     return frame
 
 
-def ab_reference(visits: pd.DataFrame, days: int, first_day: int, seed: int, n_boot: int) -> tuple[dict, dict]:
+def ab_reference(visits: pd.DataFrame | None, days: int, first_day: int, seed: int,
+                 n_boot: int) -> tuple[dict, dict]:
     """The replay stage's A/B test over the same first `days` days: each arm's conversion (control ran the default
-    page, treatment the personalized policy) and the uplift with its customer bootstrap interval."""
+    page, treatment the personalized policy) and the uplift with its customer bootstrap interval (NaN without
+    the replay's visits)."""
+    if visits is None:
+        return {}, {"relative_uplift": np.nan, "ci_low": np.nan, "ci_high": np.nan}
     window = visits[(visits["day"] >= first_day) & (visits["day"] < first_day + days)]
     sessions = window.assign(converted=window["purchased"].astype(bool))[list(abtest.SESSION_COLUMNS)]
     summary = abtest.arm_summary(sessions)["conversion_rate"]
@@ -209,17 +213,22 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             for row in frame.to_dict(orient="records")]
 
 
-def metrics(*, synthetic: pd.DataFrame, replay: pd.DataFrame, facts: dict[str, Any], uplift: pd.DataFrame,
-            obd_estimates: pd.DataFrame, reconstruction: pd.DataFrame, settings: OpeSettings) -> dict[str, Any]:
-    """metrics/ope.json: the synthetic check, both tables, the uplift comparison and the headline figures."""
-    def pick(frame: pd.DataFrame, **where: Any) -> dict[str, Any]:
+def metrics(*, synthetic: pd.DataFrame, replay: pd.DataFrame | None, facts: dict[str, Any] | None,
+            uplift: pd.DataFrame | None, obd_estimates: pd.DataFrame, reconstruction: pd.DataFrame,
+            settings: OpeSettings) -> dict[str, Any]:
+    """metrics/ope.json: the synthetic check, both tables, the uplift comparison and the headline figures
+    (the replay's part None without a simulated shop)."""
+    def pick(frame: pd.DataFrame | None, **where: Any) -> dict[str, Any]:
+        if frame is None:
+            return {}
         mask = np.logical_and.reduce([frame[k] == v for k, v in where.items()])
         return _records(frame[mask])[0] if mask.any() else {}
 
     return {
         "synthetic": _records(synthetic.reset_index()),
-        "replay": {"facts": facts, "estimates": _records(replay), "uplift": _records(uplift),
-                   "days": settings.days, "window_minutes": settings.window_minutes},
+        "replay": None if replay is None else {
+            "facts": facts, "estimates": _records(replay), "uplift": _records(uplift), "days": settings.days,
+            "window_minutes": settings.window_minutes},
         "obd": {"estimates": _records(obd_estimates), "reconstruction": _records(reconstruction),
                 "distribution": settings.distribution, "package": f"{obd.PACKAGE}=={obd.VERSION}",
                 "sha256": obd.WHEEL_SHA256, "citation": obd.CITATION},
@@ -229,9 +238,10 @@ def metrics(*, synthetic: pd.DataFrame, replay: pd.DataFrame, facts: dict[str, A
     }
 
 
-def plot_frames(replay: pd.DataFrame, obd_estimates: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def plot_frames(replay: pd.DataFrame | None, obd_estimates: pd.DataFrame) -> dict[str, pd.DataFrame | None]:
     """The declared plot CSVs: each estimate with its interval and the value it should hit."""
-    return {"replay_estimates": replay.assign(label=replay["policy"] + " · " + replay["method"]),
+    return {"replay_estimates": None if replay is None else replay.assign(
+                label=replay["policy"] + " · " + replay["method"]),
             "obd_estimates": obd_estimates.assign(label=obd_estimates["campaign"] + " · " + obd_estimates["method"])}
 
 
@@ -246,3 +256,13 @@ def replay_findings(table: pd.DataFrame, truths: dict[str, float]) -> dict[str, 
             "true_ranking": truth_rank, "same_ranking": ranked == truth_rank,
             "half_width": ((dr["ci_high"] - dr["ci_low"]) / 2).to_dict(),
             "largest_weight": float(table.loc[table["method"] == "ipw", "max_weight"].max())}
+
+
+def interval_verdicts(uplift: pd.DataFrame, claim: float = abtest.CASE_STUDY_UPLIFT) -> dict[str, str]:
+    """For each source with an interval: whether it excludes "no effect" and whether it holds the `claim`."""
+    verdicts = {}
+    for _, row in uplift.dropna(subset=["ci_low", "ci_high"]).iterrows():
+        zero = "excludes no effect" if row["ci_low"] > 0 or row["ci_high"] < 0 else "cannot exclude no effect"
+        held = "holds" if row["ci_low"] <= claim <= row["ci_high"] else "excludes"
+        verdicts[row["source"]] = f"{zero} and {held} {claim:+.0%}"
+    return verdicts

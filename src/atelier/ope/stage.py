@@ -99,18 +99,19 @@ def load_obd(root: Path, expected: str = obd.WHEEL_SHA256) -> tuple[list[obd.Cam
 
 
 def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[str, Any], prep: dict[str, Any],
-                timeline: dict[str, Any], simulate: dict[str, Any], source: str) -> dict[str, Any]:
+                timeline: dict[str, Any], simulate: dict[str, Any], source: str) -> dict[str, Any] | None:
     """The exploratory replay (the default page for everyone, exploring with the settings' epsilon) and one truth
     run per evaluation policy (that policy for every visit it applies to), each over the first `days` days with
     the same arrivals; also the replay stage's visits (its A/B test). Returns decisions, visits, truths (conversion
-    per policy), ab_visits and first_day."""
+    per policy), ab_visits (None if the replay stage wrote none) and first_day; None without a simulated shop
+    (your own data has no truth to compare with, and no shop to explore in)."""
     base = ReplaySettings.from_params(replay, seed)
     loop_settings = dataclasses.replace(base, treatment_share=0.0, window_minutes=float(settings.window_minutes))
     context = load_context(root, loop_settings, FeatureSettings.from_params(prep), timeline, source=source,
                            simulate=simulate)
     if not context.closed:
-        raise FileNotFoundError("off-policy evaluation on the replay needs the simulated shop (data.source: simulate "
-                                "and data/truth); with your own data only the Open Bandit Dataset part runs")
+        log.info("no simulated shop (data.source: %s): the replay part of off-policy evaluation is skipped", source)
+        return None
     windows = int(settings.days * 24 * 60 / settings.window_minutes)
     start = context.initial_state()  # built once (seconds); each run gets its own copy
 
@@ -127,8 +128,9 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
         truths[name] = float(visits["purchased"].astype(bool).mean())
     decisions = explored.frames("decisions")
     first_day = int(explored.frames("visits")["day"].min())
+    ab_file = Path(root) / paths.VISITS_FILE
     return {"decisions": decisions, "visits": explored.frames("visits"), "truths": truths,
-            "ab_visits": pd.read_parquet(Path(root) / paths.VISITS_FILE), "first_day": first_day}
+            "ab_visits": pd.read_parquet(ab_file) if ab_file.exists() else None, "first_day": first_day}
 
 
 def write(root: Path, metrics: dict[str, Any], plots: dict[str, pd.DataFrame | None]) -> Path:
