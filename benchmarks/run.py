@@ -24,6 +24,7 @@ BENCHMARKS = {
     "model_grid": ("model_grid.py", [], []),
     "model_scoring": ("model_scoring.py", ["--rows", "1000000"], ["--rows", "100000"]),
     "replay_speed": ("replay_speed.py", [], []),
+    "ope_estimators": ("ope_estimators.py", ["--rounds", "1000000"], ["--rounds", "100000"]),
 }
 
 
