@@ -238,11 +238,12 @@ def metrics(*, synthetic: pd.DataFrame, replay: pd.DataFrame | None, facts: dict
     }
 
 
-def plot_frames(replay: pd.DataFrame | None, obd_estimates: pd.DataFrame) -> dict[str, pd.DataFrame | None]:
-    """The declared plot CSVs: each estimate with its interval and the value it should hit."""
-    return {"replay_estimates": None if replay is None else replay.assign(
-                label=replay["policy"] + " · " + replay["method"]),
-            "obd_estimates": obd_estimates.assign(label=obd_estimates["campaign"] + " · " + obd_estimates["method"])}
+def plot_frames(replay: pd.DataFrame | None, obd_estimates: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
+    """The declared plot CSVs: each estimate with its interval and the value it should hit (None: not run)."""
+    def labelled(frame: pd.DataFrame | None, group: str) -> pd.DataFrame | None:
+        return None if frame is None else frame.assign(label=frame[group] + " · " + frame["method"])
+
+    return {"replay_estimates": labelled(replay, "policy"), "obd_estimates": labelled(obd_estimates, "campaign")}
 
 
 def replay_findings(table: pd.DataFrame, truths: dict[str, float]) -> dict[str, Any]:

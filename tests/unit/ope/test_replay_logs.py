@@ -146,3 +146,28 @@ def test_bad_settings_name_the_key(ope_section, path, value, message):
     del section[path[0]]
     with pytest.raises(ParamsError, match="missing or malformed key"):
         analysis.OpeSettings.from_params(section, 0)
+
+
+def test_without_a_simulated_shop_the_metrics_and_plots_hold_only_the_real_logs(settings, tmp_path):
+    from atelier.ope import stage as ope_stage
+
+    real = pd.DataFrame({"campaign": ["all"], "method": ["ipw"], "value": [0.005], "ci_low": [0.003],
+                         "ci_high": [0.008], "bts_measured": [0.004]})
+    synthetic_check = pd.DataFrame({"bias": [0.0]}, index=pd.Index(["ipw"], name="method"))
+    metrics = analysis.metrics(synthetic=synthetic_check, replay=None, facts=None, uplift=None, obd_estimates=real,
+                               reconstruction=pd.DataFrame(), settings=settings)
+    assert metrics["replay"] is None and metrics["headline"]["personalized_dr"] == {}
+    assert metrics["headline"]["bts_all_ipw"]["value"] == 0.005
+    frames = analysis.plot_frames(None, real)
+    assert frames["replay_estimates"] is None and frames["obd_estimates"]["label"].tolist() == ["all · ipw"]
+    written = ope_stage.write(tmp_path, metrics, frames)
+    assert written.exists()
+    assert pd.read_csv(tmp_path / "plots" / "ope" / "replay_estimates.csv").empty
+    assert len(pd.read_csv(tmp_path / "plots" / "ope" / "obd_estimates.csv")) == 1
+
+
+def test_interval_verdicts():
+    uplift = pd.DataFrame({"source": ["dr", "closed-loop A/B", "simulator truth"], "relative": [0.2, 0.3, 0.25],
+                           "ci_low": [-0.1, 0.16, np.nan], "ci_high": [0.5, 0.6, np.nan]})
+    assert analysis.interval_verdicts(uplift) == {"dr": "cannot exclude no effect and holds +15%",
+                                                  "closed-loop A/B": "excludes no effect and excludes +15%"}
