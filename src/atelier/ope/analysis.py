@@ -215,7 +215,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def metrics(*, synthetic: pd.DataFrame, replay: pd.DataFrame | None, facts: dict[str, Any] | None,
             uplift: pd.DataFrame | None, obd_estimates: pd.DataFrame, reconstruction: pd.DataFrame,
-            settings: OpeSettings) -> dict[str, Any]:
+            settings: OpeSettings, redrawn: pd.DataFrame | None = None) -> dict[str, Any]:
     """metrics/ope.json: the synthetic check, both tables, the uplift comparison and the headline figures
     (the replay's part None without a simulated shop)."""
     def pick(frame: pd.DataFrame | None, **where: Any) -> dict[str, Any]:
@@ -228,7 +228,8 @@ def metrics(*, synthetic: pd.DataFrame, replay: pd.DataFrame | None, facts: dict
         "synthetic": _records(synthetic.reset_index()),
         "replay": None if replay is None else {
             "facts": facts, "estimates": _records(replay), "uplift": _records(uplift), "days": settings.days,
-            "window_minutes": settings.window_minutes},
+            "window_minutes": settings.window_minutes,
+            "redrawn_logs": None if redrawn is None else _records(redrawn.reset_index())},
         "obd": {"estimates": _records(obd_estimates), "reconstruction": _records(reconstruction),
                 "distribution": settings.distribution, "package": f"{obd.PACKAGE}=={obd.VERSION}",
                 "sha256": obd.WHEEL_SHA256, "citation": obd.CITATION},
@@ -267,3 +268,40 @@ def interval_verdicts(uplift: pd.DataFrame, claim: float = abtest.CASE_STUDY_UPL
         held = "holds" if row["ci_low"] <= claim <= row["ci_high"] else "excludes"
         verdicts[row["source"]] = f"{zero} and {held} {claim:+.0%}"
     return verdicts
+
+
+def redrawn_logs(rounds: pd.DataFrame, outcomes: pd.DataFrame, truths: dict[str, float], settings: OpeSettings,
+                 draws: int, bootstrap_draws: int, target: str = "personalized") -> pd.DataFrame:
+    """IPW and SNIPW of `target` on `draws` exploratory logs drawn again from the same logger over the same visits.
+
+    The truth runs give every visit's purchase under every page (`outcomes`, by session id: common random
+    numbers make them the visit's potential outcomes), so a new log is a new draw of the page from each
+    visit's logged distribution with that page's outcome. The estimators' bias and spread over the redraws,
+    and the coverage of their intervals (on the first `bootstrap_draws`), are then measured on the replay itself.
+    """
+    pages = [a for a in ACTIONS if a in outcomes.columns]
+    if target not in pages or len(pages) < len(ACTIONS):
+        raise ValueError(f"redrawn logs need a truth run of every page {list(ACTIONS)}; got {pages}")
+    potential = outcomes.reindex(rounds["session_id"].to_numpy())[list(ACTIONS)].to_numpy(dtype=float)
+    if np.isnan(potential).any():
+        raise ValueError("some explored visits have no outcome in the truth runs: the runs cover different visits")
+    logger = rounds[[f"p_{a}" for a in ACTIONS]].to_numpy(dtype=float)
+    policy = replay_logs.policy(target, rounds)
+    cluster = rounds["customer_id"].astype(str).to_numpy()
+    rng = np.random.default_rng(settings.seed)
+    rows = []
+    for draw in range(draws):
+        action = np.minimum((rng.random(len(rounds))[:, None] >= logger.cumsum(axis=1)).sum(axis=1),
+                            len(ACTIONS) - 1)
+        rows_ = np.arange(len(rounds))
+        log = estimators.BanditLog(action=action, reward=potential[rows_, action],
+                                   propensity=logger[rows_, action], cluster=cluster, logger=logger)
+        for method in ("ipw", "snipw"):
+            n_boot = settings.n_boot if draw < bootstrap_draws else 1
+            found = estimators.estimate(method, log, policy, n_boot=n_boot, seed=settings.seed + draw)
+            covered = found.ci_low <= truths[target] <= found.ci_high if draw < bootstrap_draws else np.nan
+            rows.append({"draw": draw, "method": method, "value": found.value, "covered": covered})
+    frame = pd.DataFrame(rows)
+    return frame.groupby("method").agg(mean=("value", "mean"), spread=("value", "std"),
+                                       coverage=("covered", "mean")).assign(truth=truths[target],
+                                                                            bias=lambda d: d["mean"] - d["truth"])

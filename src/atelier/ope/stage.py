@@ -103,8 +103,9 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
     """The exploratory replay (the default page for everyone, exploring with the settings' epsilon) and one truth
     run per evaluation policy (that policy for every visit it applies to), each over the first `days` days with
     the same arrivals; also the replay stage's visits (its A/B test). Returns decisions, visits, truths (conversion
-    per policy), ab_visits (None if the replay stage wrote none) and first_day; None without a simulated shop
-    (your own data has no truth to compare with, and no shop to explore in)."""
+    per policy), outcomes (each visit's purchase under each policy: the truth runs' potential outcomes), ab_visits
+    (None if the replay stage wrote none) and first_day; None without a simulated shop (your own data has no
+    truth to compare with, and no shop to explore in)."""
     base = ReplaySettings.from_params(replay, seed)
     loop_settings = dataclasses.replace(base, treatment_share=0.0, window_minutes=float(settings.window_minutes))
     context = load_context(root, loop_settings, FeatureSettings.from_params(prep), timeline, source=source,
@@ -122,14 +123,16 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
                           strength=loop_settings.response_strength).run(until=windows, progress=False)
 
     explored = run(settings.exploration)
-    truths = {}
+    truths, outcomes = {}, {}
     for name in settings.targets:
         visits = run(Exploration(epsilon=0.0, base=name)).frames("visits")
         truths[name] = float(visits["purchased"].astype(bool).mean())
+        outcomes[name] = visits.set_index("session_id")["purchased"].astype(float)
     decisions = explored.frames("decisions")
     first_day = int(explored.frames("visits")["day"].min())
     ab_file = Path(root) / paths.VISITS_FILE
     return {"decisions": decisions, "visits": explored.frames("visits"), "truths": truths,
+            "outcomes": pd.DataFrame(outcomes),
             "ab_visits": pd.read_parquet(ab_file) if ab_file.exists() else None, "first_day": first_day}
 
 

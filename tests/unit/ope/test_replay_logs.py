@@ -171,3 +171,21 @@ def test_interval_verdicts():
                            "ci_low": [-0.1, 0.16, np.nan], "ci_high": [0.5, 0.6, np.nan]})
     assert analysis.interval_verdicts(uplift) == {"dr": "cannot exclude no effect and holds +15%",
                                                   "closed-loop A/B": "excludes no effect and excludes +15%"}
+
+
+def test_redrawn_logs_measure_the_estimators_on_the_replays_potential_outcomes(runs, settings):
+    decisions, visits, truths = runs
+    rounds = replay_logs.logged_rounds(decisions, visits)
+    # Potential outcomes where every visit converts under "personalized" only: IPW is then unbiased for 1 on
+    # eligible visits and the truth is known.
+    outcomes = pd.DataFrame({a: 0.0 for a in ACTIONS}, index=rounds["session_id"])
+    outcomes["personalized"] = 1.0
+    truth = {"personalized": float(rounds["eligible"].mean())}
+    found = analysis.redrawn_logs(rounds, outcomes, truth, settings, draws=40, bootstrap_draws=5)
+    assert set(found.index) == {"ipw", "snipw"}
+    assert abs(found.loc["ipw", "bias"]) < 3 * found.loc["ipw", "spread"] / np.sqrt(40)
+    assert 0 <= found.loc["ipw", "coverage"] <= 1
+    with pytest.raises(ValueError, match="truth run of every page"):
+        analysis.redrawn_logs(rounds, outcomes.drop(columns="discovery"), truth, settings, draws=2, bootstrap_draws=1)
+    with pytest.raises(ValueError, match="no outcome in the truth runs"):
+        analysis.redrawn_logs(rounds, outcomes.iloc[3:], truth, settings, draws=2, bootstrap_draws=1)
