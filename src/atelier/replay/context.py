@@ -19,6 +19,7 @@ from atelier.data.features import FeatureSettings, before_cutoff, customer_state
 from atelier.model.champion import Champion
 from atelier.recommend.serve import ListRecommender
 from atelier.replay.engine import Counters, FrameSource, MemorySink, MicroBatchEngine, StreamProcessor, to_records
+from atelier.replay.explore import Exploration
 from atelier.replay.loop import ClosedLoop, Personalizer, ReplaySettings
 from atelier.replay.policy import Assortment
 from atelier.replay.state import StreamingState
@@ -71,25 +72,29 @@ class ReplayContext:
         return StreamingState.from_batch(batch, self.cutoff, self.features, products=self.tables.get("products"),
                                          customers=self.tables.get("customers"))
 
-    def personalizer(self, state: StreamingState, learned: bool = True) -> Personalizer:
+    def personalizer(self, state: StreamingState, learned: bool = True,
+                     exploration: Exploration | None = None) -> Personalizer:
         """The decision maker on `state`, scoring with `scorer` (None: as if the model had failed to load); its
-        personalized pages show the learned lists when there are any and `learned`, else the category rule's."""
+        personalized pages show the learned lists when there are any and `learned`, else the category rule's;
+        `exploration` (off by default) logs propensities for off-policy evaluation."""
         return Personalizer(state=state, scorer=self.scorer, segments=self.segments, assortment=self.assortment,
                             policy=self.settings.policy, seed=self.settings.seed,
                             treatment_share=self.settings.treatment_share,
-                            recommender=self.recommender if learned else None)
+                            recommender=self.recommender if learned else None, exploration=exploration)
 
     def closed_loop(self, strength: float | None = None,
-                    on_decisions: Callable[[pd.DataFrame], None] | None = None, learned: bool = True) -> ClosedLoop:
+                    on_decisions: Callable[[pd.DataFrame], None] | None = None, learned: bool = True,
+                    exploration: Exploration | None = None) -> ClosedLoop:
         """A fresh closed loop from the cutoff, with its own profile store and processor.
 
         `strength` defaults to the setting; `on_decisions` subscribes to the decisions as they are made;
-        `learned=False` shows the category rule's pages in the treatment arm instead of the learned lists.
+        `learned=False` shows the category rule's pages in the treatment arm instead of the learned lists;
+        `exploration` (off by default) makes the policy explore and log its propensities.
         """
         if self.world is None:
             raise ValueError("the closed loop needs the simulated world (data.source: simulate, with data/truth)")
         state = self.initial_state()
-        return ClosedLoop(world=self.world, personalizer=self.personalizer(state, learned),
+        return ClosedLoop(world=self.world, personalizer=self.personalizer(state, learned, exploration),
                           processor=StreamProcessor(state, self.settings.engine), settings=self.settings,
                           strength=self.settings.response_strength if strength is None else float(strength),
                           on_decisions=on_decisions)

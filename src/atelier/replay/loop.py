@@ -31,6 +31,7 @@ from atelier.model.champion import Champion
 from atelier.recommend.serve import ListRecommender
 from atelier.replay.abtest import assign_arm
 from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
+from atelier.replay.explore import Exploration, explore
 from atelier.replay.monitor import DriftRule
 from atelier.replay.policy import (
     Assortment,
@@ -144,6 +145,7 @@ class Personalizer:
     treatment_share: float
     last_profiles: pd.DataFrame | None = None  # the profiles behind the latest decisions (for monitoring)
     recommender: ListRecommender | None = None  # the learned lists; None: the favourite-category rule's page
+    exploration: Exploration | None = None  # off by default: see atelier.replay.explore
 
     def learned_page(self, customer_id: Any, products: np.ndarray) -> tuple[np.ndarray, str]:
         """A personalized page's products: the learned list (with its source) or, without one, the rule's."""
@@ -184,6 +186,9 @@ class Personalizer:
         decisions = decide(profiles.reset_index(drop=True), arm=self.arms(customers), propensity=self.score(profiles),
                            segments=segments, known=known, assortment=self.assortment, settings=self.policy)
         decisions = self._with_learned(decisions, customers)
+        if self.exploration is not None:
+            decisions = explore(decisions, profiles.reset_index(drop=True), visits["session_id"].to_numpy(),
+                                self.exploration, self.assortment, self.policy, self.seed)
         self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
         decisions.insert(0, "decided_at", as_of)
         decisions.insert(0, "ts", visits["ts"].to_numpy())

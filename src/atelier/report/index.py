@@ -117,6 +117,18 @@ def retraining_gains(against: dict) -> str:
     )
 
 
+def estimate_with_ci(row: dict, reference: str, label: str) -> str:
+    """An off-policy estimate with its interval, beside the value it should hit (rates in %)."""
+    return (f"{_number(row['value']):.2%} (95 % CI {_number(row['ci_low']):.2%} … {_number(row['ci_high']):.2%}); "
+            f"{label} {_number(row[reference]):.2%}")
+
+
+def ope_uplift(headline: dict) -> str:
+    estimate, truth = headline["uplift_dr"], headline["uplift_truth"]
+    return (f"{_percent(estimate['relative'], sign=True)} % (95 % CI {_percent(estimate['ci_low'], sign=True)} … "
+            f"{_percent(estimate['ci_high'], sign=True)} %); truth {_percent(truth['relative'], sign=True)} %")
+
+
 HEADLINES: dict[str, list[Headline]] = {
     "prep": [
         ("Snapshots (cutoffs)", "metrics/prep.json", "cutoffs", lambda cutoffs: f"{len(cutoffs)}"),
@@ -155,6 +167,13 @@ HEADLINES: dict[str, list[Headline]] = {
         ("Stream books balanced", "metrics/replay.json", "books", books),
         ("Drift trigger", "metrics/replay.json", "drift.trigger", lambda day: day or "not triggered"),
         ("Retrained model promoted", "metrics/replay.json", "retraining", retraining),
+    ],
+    "ope": [
+        ("Personalized page, DR estimate", "metrics/ope.json", "headline.personalized_dr",
+         lambda row: estimate_with_ci(row, "truth", "truth")),
+        ("Uplift over the default page, DR", "metrics/ope.json", "headline", ope_uplift),
+        ("ZOZOTOWN BTS click rate from random logs (IPW)", "metrics/ope.json", "headline.bts_all_ipw",
+         lambda row: estimate_with_ci(row, "bts_measured", "measured")),
     ],
     "robustness": [
         ("Fairness ratios below the threshold", "metrics/robustness.json", "fairness", fairness_flags),

@@ -470,3 +470,18 @@ def rollback_timeline(timeline: pd.DataFrame, threshold: float, title: str) -> F
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+def estimates(frame: pd.DataFrame, reference: str, title: str, reference_label: str) -> Figure:
+    """Point estimates with their intervals, one row per `label`, and the `reference` value each should hit."""
+    fig, ax = plt.subplots(figsize=(7.0, 0.32 * len(frame) + 1.2))
+    y = np.arange(len(frame))[::-1]
+    ax.errorbar(frame["value"], y, xerr=[frame["value"] - frame["ci_low"], frame["ci_high"] - frame["value"]],
+                fmt="o", color="#2a4d8f", ecolor="#9aa9c4", capsize=3, label="estimate, 95 % interval")
+    ax.scatter(frame[reference], y, marker="|", s=300, color="#c44e52", label=reference_label, zorder=3)
+    ax.set_yticks(y, frame["label"], fontsize=8)
+    ax.xaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1, decimals=1))
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
