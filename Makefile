@@ -6,7 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Stage commands in dvc.yaml call `python`; make it the project's interpreter.
+# Make targets call dvc, ruff, jupyter and python from the project's environment. (Stage commands in dvc.yaml
+# go through bin/atelier, which finds the project's interpreter by itself.)
 export PATH := $(abspath $(BIN)):$(PATH)
 # One thread per BLAS/OpenMP pool unless the caller says otherwise: results and timings repeat.
 export OMP_NUM_THREADS ?= 1
