@@ -1,6 +1,7 @@
 # Atelier: two commands do everything on a fresh machine with python3 (>= 3.11) and git.
 #   make repro   create .venv from the pinned versions if missing, then `dvc repro`
 #   make test    the whole test suite, in the same environment
+#   make quick   every report on a small shop in about a minute, in quick/ (see params.quick.yaml)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,10 +15,15 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: repro test lint venv lock lab bench clean-venv
+.PHONY: repro test lint venv lock lab bench clean-venv quick budget
 
 repro: $(STAMP)
 	dvc repro
+
+# Every report on a small shop (params.quick.yaml over params.yaml) in quick/, about a minute; the project's
+# own outputs are untouched. Open quick/reports/index.html.
+quick: $(STAMP)
+	python -m atelier.report.quick
 
 test: lint
 	python -m pytest
@@ -50,6 +56,10 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	python benchmarks/run.py
+
+# Each stage's wall time and peak memory from a clean run in a temporary copy, against benchmarks/stage_budget.json.
+budget: $(STAMP)
+	python benchmarks/stage_budget.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,8 @@ BENCHMARKS = {
     "model_grid": ("model_grid.py", [], []),
     "model_scoring": ("model_scoring.py", ["--rows", "1000000"], ["--rows", "100000"]),
     "replay_speed": ("replay_speed.py", [], []),
+    "stage_budget": ("stage_budget.py", ["--no-fail"], ["--no-fail", "--params", "params.quick.yaml",
+                                                         "--budget-key", "quick"]),
 }
 
 

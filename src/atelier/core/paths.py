@@ -91,3 +91,7 @@ REPLAY_PLOTS = plots_dir("replay")
 ROBUSTNESS_PLOTS = plots_dir("robustness")
 
 SEGMENT_K_SWEEP_PLOT = SEGMENT_PLOTS / "k_sweep.csv"
+
+# `make quick`: every report on a small shop, in a workspace of its own (see atelier.report.workspace).
+QUICK_PARAMS_FILE = Path("params.quick.yaml")  # laid over params.yaml
+QUICK_DIR = Path("quick")  # the quick run's workspace: its own params.yaml, data, reports (reports/index.html)

@@ -19,6 +19,8 @@ from typing import Any
 import nbformat
 
 from atelier.core import paths
+from atelier.core.config import load_params
+from atelier.report.render import banner, run_label
 
 MISSING = "—"
 KEY_PLOT_TAG = "key-plot"
@@ -291,9 +293,11 @@ def build_index(root: Path) -> Path:
     root = Path(root)
     phases = [_phase(root, stage, name) for stage, name in paths.NOTEBOOK_STAGES.items()]
     rows, sections = "\n".join(r for r, _ in phases), "\n".join(s for _, s in phases if s)
+    params_file = root / paths.PARAMS_FILE
+    label = run_label(load_params(params_file)) if params_file.is_file() else None
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Atelier: reports</title><style>{CSS}</style></head>
-<body><h1>Atelier: reports</h1>
+<body>{banner(label) if label else ""}<h1>Atelier: reports</h1>
 <p>Each phase's executed notebook: <em>full</em> shows the code, <em>story</em> only the narrative and results.</p>
 <table><thead><tr><th>Stage</th><th>Notebook</th><th>Title</th><th>Question</th><th>Reports</th></tr></thead>
 <tbody>

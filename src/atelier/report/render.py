@@ -8,11 +8,14 @@ not in a document people read: `strip_progress_bars` removes them, and both rend
 from __future__ import annotations
 
 import copy
+import html
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
+from nbformat.v4 import new_markdown_cell
 
 #: One status line of a tqdm bar, with a total ("desc:  40%|████      | 2/5 [00:04<00:06,  2.33s/it]")
 #: or without ("desc: 12it [00:01,  8.50it/s]").
@@ -68,6 +71,36 @@ def strip_progress_bars(notebook: nbformat.NotebookNode) -> int:
                 kept.append(output)
         if "outputs" in cell:
             cell["outputs"] = kept
+    return changed
+
+
+#: The tag of the banner cell `add_run_label` puts at the top of a report.
+RUN_LABEL_TAG = "run-label"
+#: The banner's look, shared by the reports and the landing page.
+BANNER_STYLE = "background:#fff4ce;border:1px solid #d9a400;border-radius:4px;padding:.6rem 1rem;margin:.5rem 0"
+
+
+def run_label(params: dict[str, Any]) -> str | None:
+    """The label a run's reports carry (params.yaml `run_label`, set by `make quick`), or None."""
+    label = params.get("run_label")
+    return str(label).strip() or None if label is not None else None
+
+
+def banner(label: str) -> str:
+    """The run label as an HTML banner (for the landing page and the reports' first cell)."""
+    return f'<div class="run-label" style="{BANNER_STYLE}"><strong>{html.escape(label)}</strong></div>'
+
+
+def add_run_label(notebook: nbformat.NotebookNode, label: str | None) -> bool:
+    """Put the run label at the top of the notebook as a banner cell (replacing an earlier one); return whether
+    the notebook changed."""
+    cells = [c for c in notebook.cells if RUN_LABEL_TAG not in c.get("metadata", {}).get("tags", [])]
+    if label:
+        cell = new_markdown_cell(banner(label))
+        cell.metadata["tags"] = [RUN_LABEL_TAG]
+        cells.insert(0, cell)
+    changed = [c.source for c in cells] != [c.source for c in notebook.cells]
+    notebook.cells = cells
     return changed
 
 
