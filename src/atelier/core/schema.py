@@ -71,7 +71,8 @@ SCHEMA: dict[str, Any] = {
     },
     "segmentation": dict.fromkeys(
         ("features", "log1p", "k", "k_range", "n_init", "silhouette_sample", "stability_boot", "stability_n_init",
-         "dbscan_min_samples", "dbscan_eps", "hdbscan_min_cluster_size", "density_sample", "tsne_sample", "threads"),
+         "dbscan_min_samples", "dbscan_eps", "hdbscan_min_cluster_size", "density_sample", "tsne_sample", "threads",
+         "workers"),
         LEAF),
     "model": {
         **dict.fromkeys(
