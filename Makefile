@@ -1,7 +1,7 @@
 # Atelier: two commands do everything on a fresh machine with python3 (>= 3.11) and git.
 #   make repro   create .venv from the pinned versions if missing, then `dvc repro`
 #   make test    the whole test suite, in the same environment
-#   make quick   every report on a small shop in about a minute, in quick/ (see params.quick.yaml)
+#   make quick   every report on a small shop in a few minutes, in quick/ (see params.quick.yaml)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -20,7 +20,7 @@ export MKL_NUM_THREADS ?= 1
 repro: $(STAMP)
 	dvc repro
 
-# Every report on a small shop (params.quick.yaml over params.yaml) in quick/, about a minute; the project's
+# Every report on a small shop (params.quick.yaml over params.yaml) in quick/, a few minutes; the project's
 # own outputs are untouched. Open quick/reports/index.html.
 quick: $(STAMP)
 	python -m atelier.report.quick

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
 import yaml
 from conftest import REPO, tiny_params
 
@@ -31,6 +32,7 @@ def test_over_budget_stages_are_named():
     assert lines[-1].split()[:2] == ["total", "180.0"]
 
 
+@pytest.mark.slow
 def test_a_clean_workspace_gives_the_stage_order_and_one_stage_s_figures(tmp_path):
     params = tiny_params()
     root = workspace.prepare(REPO, tmp_path / "atelier", {key: params[key] for key in ("simulate", "timeline")})

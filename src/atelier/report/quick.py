@@ -1,4 +1,4 @@
-"""`make quick`: every report on a small shop in about a minute, in quick/, labelled as the quick run.
+"""`make quick`: every report on a small shop in a few minutes, in quick/, labelled as the quick run.
 
     python -m atelier.report.quick          # what `make quick` runs
 
