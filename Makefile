@@ -1,22 +1,29 @@
 # Atelier: two commands do everything on a fresh machine with python3 (>= 3.11) and git.
 #   make repro   create .venv from the pinned versions if missing, then `dvc repro`
 #   make test    the whole test suite, in the same environment
+#   make quick   every report on a small shop in a few minutes, in quick/ (see params.quick.yaml)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Stage commands in dvc.yaml call `python`; make it the project's interpreter.
+# Make targets call dvc, ruff, jupyter and python from the project's environment. (Stage commands in dvc.yaml
+# go through bin/atelier, which finds the project's interpreter by itself.)
 export PATH := $(abspath $(BIN)):$(PATH)
 # One thread per BLAS/OpenMP pool unless the caller says otherwise: results and timings repeat.
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: repro test lint venv lock lab bench serve serve-loop clean-venv
+.PHONY: repro test lint venv lock lab bench serve serve-loop clean-venv quick budget
 
 repro: $(STAMP)
 	dvc repro
+
+# Every report on a small shop (params.quick.yaml over params.yaml) in quick/, a few minutes; the project's
+# own outputs are untouched. Open quick/reports/index.html.
+quick: $(STAMP)
+	python -m atelier.report.quick
 
 test: lint
 	python -m pytest
@@ -59,6 +66,10 @@ serve: $(STAMP)
 
 serve-loop: $(STAMP)
 	@python -m atelier serve-loop $(if $(PORT),--url http://$(or $(HOST),127.0.0.1):$(PORT))
+
+# Each stage's wall time and peak memory from a clean run in a temporary copy, against benchmarks/stage_budget.json.
+budget: $(STAMP)
+	python benchmarks/stage_budget.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -28,6 +28,8 @@ BENCHMARKS = {
     "spark_scaling": ("spark_scaling.py", ["--customers", "100000"], ["--customers", "20000"]),
     "recommend": ("recommend.py", [], []),
     "ope_estimators": ("ope_estimators.py", ["--rounds", "1000000"], ["--rounds", "100000"]),
+    "stage_budget": ("stage_budget.py", ["--no-fail"], ["--no-fail", "--params", "params.quick.yaml",
+                                                         "--budget-key", "quick"]),
 }
 
 

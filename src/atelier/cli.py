@@ -43,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from atelier.core.config import ParamsError, load_params, project_root
     from atelier.core.contract import DataContractError
+    from atelier.core.schema import check_keys
 
     try:
         root = project_root()
+        # A misspelled or missing key stops whichever stage runs first, before any work.
+        check_keys(load_params(root / "params.yaml"), str(root / "params.yaml"))
         if arguments.stage == "simulate":
             from atelier.data import stage as data_stage
 

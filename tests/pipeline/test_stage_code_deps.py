@@ -24,7 +24,7 @@ DVC = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
 TRIVIAL = {"src/atelier/__init__.py", "src/atelier/__main__.py"}
 DISPATCHERS = {"atelier.cli", "atelier.report.notebook"}
 #: What `cli.main` runs for every stage (its error handling), and per stage besides a notebook's imports.
-ALWAYS = {"atelier.cli", "atelier.core.config", "atelier.core.contract"}
+ALWAYS = {"atelier.cli", "atelier.core.config", "atelier.core.contract", "atelier.core.schema"}
 ENTRY = {
     "simulate": {"atelier.data.stage"},
     "validate": {"atelier.data.stage"},

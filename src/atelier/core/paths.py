@@ -109,3 +109,7 @@ SEGMENT_K_SWEEP_PLOT = SEGMENT_PLOTS / "k_sweep.csv"
 
 # Phase "serve" (not a DVC stage: `make serve`; the browser test writes the page's screenshot).
 SHOP_SCREENSHOT = REPORT_DIR / "shop.png"
+
+# `make quick`: every report on a small shop, in a workspace of its own (see atelier.report.workspace).
+QUICK_PARAMS_FILE = Path("params.quick.yaml")  # laid over params.yaml
+QUICK_DIR = Path("quick")  # the quick run's workspace: its own params.yaml, data, reports (reports/index.html)

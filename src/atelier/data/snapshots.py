@@ -56,6 +56,37 @@ class Timeline:
         return self.cutoffs[-1]
 
 
+def check_label_windows(cutoffs: list[pd.Timestamp], horizon_days: int) -> None:
+    """The leakage rule across snapshots (the model stage's, checked by the first stage too): every training
+    cutoff's label window (`horizon_days` long) must end by the test cutoff (the last one)."""
+    cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
+    test_cutoff = cutoffs[-1]
+    for cutoff in cutoffs[:-1]:
+        if cutoff + pd.Timedelta(days=horizon_days) > test_cutoff:
+            raise ParamsError(
+                f"params.yaml timeline.cutoffs: the training snapshot {cutoff.date()}'s label window "
+                f"({horizon_days} days) ends after the test cutoff {test_cutoff.date()}, so its labels use the test "
+                "period; space the cutoffs at least timeline.horizon_days apart"
+            )
+
+
+def censored_labels_error(censored: list[str]) -> ParamsError:
+    """The error for cutoffs whose label window runs past the end of the data (the model stage refuses them)."""
+    return ParamsError(
+        f"params.yaml timeline.cutoffs: labels at {censored} are censored (the data ends before their window "
+        "does); choose cutoffs at least timeline.horizon_days before the end of the data"
+    )
+
+
+def check_cutoffs_in_data(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int) -> None:
+    """Every cutoff after the first order (`check_cutoffs`) and every label window inside the data (or the model
+    stage would refuse the censored labels): what the validate stage checks before minutes of work."""
+    check_cutoffs(tables, cutoffs)
+    censored = [c.date().isoformat() for c in cutoffs if not label_window_complete(tables, c, horizon_days)]
+    if censored:
+        raise censored_labels_error(censored)
+
+
 def check_cutoffs(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp]) -> None:
     """Every cutoff must fall after the first order, or its snapshot would be empty."""
     first, last = tables["orders"]["ordered_at"].min(), tables["orders"]["ordered_at"].max()

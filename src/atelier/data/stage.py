@@ -35,7 +35,7 @@ from atelier.data.prep_metrics import feature_spec, prep_metrics
 from atelier.data.simulate.config import SimulationConfig, config_from_params
 from atelier.data.simulate.shop import check_timeline, chunks, shop_metrics
 from atelier.data.simulate.world import build_world
-from atelier.data.snapshots import build_snapshots
+from atelier.data.snapshots import Timeline, build_snapshots, check_cutoffs_in_data, check_label_windows
 from atelier.data.validate import (
     SEE_README,
     ValidationResult,
@@ -114,9 +114,20 @@ def simulate_shop(
     )
 
 
+def checked_timeline(params: dict[str, Any]) -> Timeline:
+    """params.yaml's timeline, checked as the later stages would check it (the model stage's leakage rule)."""
+    timeline = Timeline.from_params(get(params, "timeline"))
+    check_label_windows(timeline.cutoffs, timeline.horizon_days)
+    return timeline
+
+
 def run_simulate(params: dict[str, Any], root: Path) -> dict[str, Any]:
-    """The `simulate` stage: simulate with params.yaml's settings (or record that simulation is skipped)."""
+    """The `simulate` stage: simulate with params.yaml's settings (or record that simulation is skipped).
+
+    It runs first, so it checks the timeline before any work (and the simulator checks the cutoffs against
+    the simulated period); with data.source=files, the validate stage checks them against the data."""
     root = Path(root)
+    checked_timeline(params)
     source = get(params, "data.source")
     data_dir, truth_dir = root / paths.SIMULATED_DIR, root / paths.TRUTH_DIR
     if source == "files":
@@ -180,6 +191,7 @@ def run_validate(params: dict[str, Any], root: Path) -> ValidationResult:
     root = Path(root)
     source, path = data_folder(params)
     settings = ValidationSettings.from_params(get(params, "validate"))
+    timeline = checked_timeline(params)
     for folder in (root / paths.VALIDATED_DIR, root / paths.QUARANTINE_DIR):  # no table lingers from an earlier input
         if folder.is_dir():
             for stale in folder.glob("*.parquet"):
@@ -211,6 +223,8 @@ def run_validate(params: dict[str, Any], root: Path) -> ValidationResult:
             f"{sources['orders']}: no order passed validation (all {len(raw['orders']):,} rows "
             f"quarantined). See {paths.QUARANTINE_DIR / 'orders.parquet'} for the reasons. {SEE_README}"
         )
+    # Cutoffs the data cannot support would stop prep or the model stage minutes later: say so now.
+    check_cutoffs_in_data(result.tables, timeline.cutoffs, timeline.horizon_days)
     return result
 
 

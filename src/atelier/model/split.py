@@ -14,6 +14,7 @@ import pandas as pd
 
 from atelier.core.config import ParamsError
 from atelier.data import transform
+from atelier.data.snapshots import censored_labels_error, check_label_windows
 
 DAY = pd.Timedelta(days=1)
 TRAINING = "training"
@@ -41,20 +42,10 @@ def split_by_time(snapshots: pd.DataFrame, horizon_days: int) -> TimeSplit:
     if len(cutoffs) < 2:
         raise ParamsError("params.yaml timeline.cutoffs: the propensity phase needs at least two cutoffs (train, test)")
     test_cutoff, train_cutoffs = cutoffs[-1], cutoffs[:-1]
-    for cutoff in train_cutoffs:
-        if cutoff + horizon_days * DAY > test_cutoff:
-            raise ParamsError(
-                f"params.yaml timeline.cutoffs: the training snapshot {cutoff.date()}'s label window "
-                f"({horizon_days} days) ends after the test cutoff {test_cutoff.date()}, so its labels use the test "
-                "period; space the cutoffs at least timeline.horizon_days apart"
-            )
+    check_label_windows(cutoffs, horizon_days)
     if snapshots["label"].isna().any():
         unlabelled = snapshots.loc[snapshots["label"].isna(), "cutoff"]
-        censored = sorted({pd.Timestamp(c).date().isoformat() for c in unlabelled})
-        raise ParamsError(
-            f"params.yaml timeline.cutoffs: labels at {censored} are censored (the data ends before their window "
-            "does); choose cutoffs at least timeline.horizon_days before the end of the data"
-        )
+        raise censored_labels_error(sorted({pd.Timestamp(c).date().isoformat() for c in unlabelled}))
     train = snapshots[snapshots["cutoff"] < test_cutoff]
     test = snapshots[snapshots["cutoff"] == test_cutoff]
     return TimeSplit(train=train, test=test, train_cutoffs=train_cutoffs, test_cutoff=test_cutoff)

@@ -118,7 +118,7 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
 
     def run(exploration: Exploration) -> ClosedLoop:
         state = copy.deepcopy(start)
-        return ClosedLoop(world=context.world, personalizer=context.personalizer(state, exploration),
+        return ClosedLoop(world=context.world, personalizer=context.personalizer(state, exploration=exploration),
                           processor=StreamProcessor(state, loop_settings.engine), settings=loop_settings,
                           strength=loop_settings.response_strength).run(until=windows, progress=False)
 

@@ -8,6 +8,7 @@ deterministic: the same reports and metrics give the same bytes, so it can be di
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -19,6 +20,8 @@ from typing import Any
 import nbformat
 
 from atelier.core import paths
+from atelier.core.config import load_params
+from atelier.report.render import banner, run_label
 
 MISSING = "—"
 KEY_PLOT_TAG = "key-plot"
@@ -259,13 +262,36 @@ def key_plot(notebook: nbformat.NotebookNode) -> str | None:
     return None
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+#: Inline CSS. Text stays in a readable column; plots may use more of a wide screen (up to 80rem), and on a
+#: narrow one a wide multi-panel plot keeps a legible size and scrolls sideways; the phases table drops its
+#: notebook and question columns on a phone (the question is in each phase's section below).
+CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;
+line-height:1.4}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
 section{border-top:2px solid #444;margin-top:2rem}.question{color:#555;font-style:italic}
-.missing{color:#999}img{max-width:100%;height:auto}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
-dt{font-weight:600}dd{margin:0}"""
+.missing{color:#999}
+figure{margin:1rem 0;width:min(80rem,calc(100vw - 2rem));position:relative;left:50%;transform:translateX(-50%);
+overflow-x:auto;text-align:center}
+figure img{max-width:100%;height:auto}figure img.wide{min-width:min(48rem,100%)}
+dl{display:grid;grid-template-columns:minmax(8rem,max-content) auto;gap:.2rem 1rem}
+dt{font-weight:600}dd{margin:0}
+@media (max-width:40rem){body{margin:1rem auto}
+.phases th:nth-child(2),.phases td:nth-child(2),.phases th:nth-child(4),.phases td:nth-child(4){display:none}
+dl{grid-template-columns:1fr}dd{margin:0 0 .4rem}figure img.wide{min-width:48rem;max-width:none}}"""
+#: A plot at least this many times as wide as it is tall has several panels: on a phone it scrolls instead of
+#: shrinking until its labels cannot be read.
+WIDE_ASPECT = 1.6
+
+
+def _aspect(image: str) -> float:
+    """Width over height of a base64 PNG (from its header), or 0 if it cannot be read."""
+    try:
+        header = base64.b64decode(image[:44])
+        width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+        return width / height if height else 0.0
+    except (ValueError, IndexError):
+        return 0.0
 
 
 def _links(report_dir: Path, name: str) -> str:
@@ -301,8 +327,9 @@ def _phase(root: Path, stage: str, name: str) -> tuple[str, str]:
     )
     figures = f"<dl>{figures}</dl>" if figures else '<p class="missing">No headline figures declared.</p>'
     image = key_plot(notebook)
+    wide = ' class="wide"' if image and _aspect(image) >= WIDE_ASPECT else ""
     plot = (
-        f'<figure><img alt="{e(f"Key plot of {name}")}" src="data:image/png;base64,{e(image)}"></figure>'
+        f'<figure><img{wide} alt="{e(f"Key plot of {name}")}" src="data:image/png;base64,{e(image)}"></figure>'
         if image
         else '<p class="missing">This report has no plot.</p>'
     )
@@ -318,11 +345,15 @@ def build_index(root: Path) -> Path:
     root = Path(root)
     phases = [_phase(root, stage, name) for stage, name in paths.NOTEBOOK_STAGES.items()]
     rows, sections = "\n".join(r for r, _ in phases), "\n".join(s for _, s in phases if s)
+    params_file = root / paths.PARAMS_FILE
+    label = run_label(load_params(params_file)) if params_file.is_file() else None
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Atelier: reports</title><style>{CSS}</style></head>
-<body><h1>Atelier: reports</h1>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Atelier: reports</title><style>{CSS}</style></head>
+<body>{banner(label) if label else ""}<h1>Atelier: reports</h1>
 <p>Each phase's executed notebook: <em>full</em> shows the code, <em>story</em> only the narrative and results.</p>
-<table><thead><tr><th>Stage</th><th>Notebook</th><th>Title</th><th>Question</th><th>Reports</th></tr></thead>
+<table class="phases">
+<thead><tr><th>Stage</th><th>Notebook</th><th>Title</th><th>Question</th><th>Reports</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>

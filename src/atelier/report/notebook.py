@@ -23,7 +23,7 @@ import yaml
 
 from atelier.core import paths
 from atelier.core.config import THREAD_VARIABLES, ParamsError, get, load_params
-from atelier.report.render import render_html
+from atelier.report.render import add_run_label, render_html, run_label, strip_progress_bars
 
 log = logging.getLogger("atelier.report.notebook")
 
@@ -96,15 +96,14 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
 
 def execute(stage: str, root: Path, parameters: dict[str, Any] | None = None, report_dir: Path | None = None) -> Path:
     """Execute the stage's notebook with papermill (params from params.yaml unless given); return the executed copy."""
-    import papermill
-
     root = Path(root).resolve()
     if stage not in paths.NOTEBOOK_STAGES:
         raise ParamsError(f"no notebook for stage '{stage}'; known: {sorted(paths.NOTEBOOK_STAGES)}")
     name = paths.NOTEBOOK_STAGES[stage]
     source = root / paths.NOTEBOOK_DIR / f"{name}.ipynb"
+    params = load_params(root / "params.yaml")
     if parameters is None:
-        parameters = notebook_parameters(declared_params(stage, root), load_params(root / "params.yaml"))
+        parameters = notebook_parameters(declared_params(stage, root), params)
     expected = parameter_cell_names(source)
     if sorted(expected) != sorted(parameters):
         raise ParamsError(
@@ -115,6 +114,21 @@ def execute(stage: str, root: Path, parameters: dict[str, Any] | None = None, re
     output_dir.mkdir(parents=True, exist_ok=True)
     executed = output_dir / f"{name}.ipynb"
     log.info("executing %s -> %s", source.relative_to(root), executed.relative_to(root))
+    html = run_notebook(source, executed, parameters, root, label=run_label(params))
+    log.info("rendered %s", html.relative_to(root))
+    return executed
+
+
+def run_notebook(source: Path, executed: Path, parameters: dict[str, Any], root: Path,
+                 label: str | None = None) -> Path:
+    """Execute `source` into `executed` with papermill, keep progress bars out of it, put the run's label on
+    top (if any), render it; return the HTML.
+
+    The kernel's progress bars reach the log as they happen (papermill logs every stream output), then
+    are stripped from the executed copy, so the reports show results, not progress.
+    """
+    import papermill
+
     # The kernel inherits the environment: it finds the project, and BLAS uses fixed threads.
     with _environment({"ATELIER_ROOT": str(root), **{v: os.environ.get(v, "1") for v in THREAD_VARIABLES}}):
         papermill.execute_notebook(
@@ -127,6 +141,8 @@ def execute(stage: str, root: Path, parameters: dict[str, Any] | None = None, re
             progress_bar=True,
             request_save_on_cell_execute=True,
         )
-    html = render_html(executed)
-    log.info("rendered %s", html.relative_to(root))
-    return executed
+    notebook = nbformat.read(executed, as_version=4)
+    stripped = strip_progress_bars(notebook)
+    if add_run_label(notebook, label) or stripped:
+        nbformat.write(notebook, executed)
+    return render_html(executed)

@@ -6,6 +6,7 @@ Also the k sweep beside it, and the same K-Means on raw features, to show why th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from atelier.core.parallel import ordered_map
 from atelier.segment.quality import cluster_quality, silhouette
 from atelier.segment.settings import SegmentSettings
 
@@ -88,26 +90,31 @@ def assign(segmenter: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return segmenter.predict(frame.to_numpy(dtype=float))
 
 
+def _sweep_row(k: int, X: np.ndarray, settings: SegmentSettings) -> dict[str, float]:
+    """One k of the sweep: K-Means (seeded, `settings.threads` threads) and its quality figures."""
+    with threadpool_limits(settings.threads):
+        model = KMeans(n_clusters=k, n_init=settings.n_init, random_state=settings.seed).fit(X)
+    sizes = np.bincount(model.labels_, minlength=k)
+    return {
+        "k": k,
+        "inertia": float(model.inertia_),
+        "silhouette": silhouette(X, model.labels_, settings.silhouette_sample, settings.seed),
+        "davies_bouldin": float(davies_bouldin_score(X, model.labels_)),
+        "smallest_share": float(sizes.min() / sizes.sum()),
+        "largest_share": float(sizes.max() / sizes.sum()),
+    }
+
+
 def k_sweep(
     X: np.ndarray, settings: SegmentSettings, progress: Callable[[Iterable[int]], Iterable[int]] | None = None
 ) -> pd.DataFrame:
-    """K-Means for every k in the range: inertia, silhouette, Davies-Bouldin and the smallest cluster's share."""
-    rows = []
+    """K-Means for every k in the range: inertia, silhouette, Davies-Bouldin and the smallest cluster's share.
+
+    The k are independent: they run on `settings.workers` processes, with the same results as one by one.
+    """
     ks = range(settings.k_min, settings.k_max + 1)
-    for k in progress(ks) if progress else ks:
-        with threadpool_limits(settings.threads):
-            model = KMeans(n_clusters=k, n_init=settings.n_init, random_state=settings.seed).fit(X)
-        sizes = np.bincount(model.labels_, minlength=k)
-        rows.append(
-            {
-                "k": k,
-                "inertia": float(model.inertia_),
-                "silhouette": silhouette(X, model.labels_, settings.silhouette_sample, settings.seed),
-                "davies_bouldin": float(davies_bouldin_score(X, model.labels_)),
-                "smallest_share": float(sizes.min() / sizes.sum()),
-                "largest_share": float(sizes.max() / sizes.sum()),
-            }
-        )
+    rows = ordered_map(partial(_sweep_row, X=X, settings=settings), progress(ks) if progress else ks,
+                       settings.workers)
     return pd.DataFrame(rows).set_index("k")
 
 

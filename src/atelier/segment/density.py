@@ -71,7 +71,8 @@ def density_clusterings(X: np.ndarray, kmeans_labels: np.ndarray, settings: Segm
 def summary(results: dict[str, Any]) -> pd.DataFrame:
     """One row per method: clusters found, noise share, and agreement with K-Means (all rows; clustered rows only)."""
     keys = ("clusters", "noise_share", "ari_vs_kmeans_all", "ari_vs_kmeans_clustered")
-    return pd.DataFrame({name: {key: results[name][key] for key in keys} for name in METHODS}).T
+    return pd.DataFrame.from_dict({name: {key: results[name][key] for key in keys} for name in METHODS},
+                                  orient="index")  # row-wise, so `clusters` stays an integer column
 
 
 def buyers(frame: pd.DataFrame) -> np.ndarray | None:

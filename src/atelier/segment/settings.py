@@ -30,6 +30,8 @@ class SegmentSettings:
     tsne_sample: int
     threads: int
     seed: int
+    #: Worker processes for the k sweep and the bootstrap refits (independent fits: the results do not depend on it).
+    workers: int = 1
 
     @classmethod
     def from_params(cls, section: dict[str, Any], seed: int) -> SegmentSettings:
@@ -47,7 +49,7 @@ class SegmentSettings:
                 raise
             raise ParamsError(
                 f"params.yaml segmentation: {problem}; k, k_range (two integers), n_init, the sample sizes and "
-                "threads are integers, dbscan_eps a number or null"
+                "threads and workers are integers, dbscan_eps a number or null"
             ) from None
 
     @classmethod
@@ -69,7 +71,13 @@ class SegmentSettings:
             tsne_sample=int(section["tsne_sample"]),
             threads=int(section["threads"]),
             seed=int(seed),
+            workers=int(section["workers"]),
         )
+        if settings.workers < 1 or settings.threads < 1:
+            raise ParamsError(
+                f"params.yaml segmentation: threads and workers must be at least 1, got threads={settings.threads}, "
+                f"workers={settings.workers}"
+            )
         if not 2 <= settings.k_min <= settings.k <= settings.k_max:
             raise ParamsError(
                 f"params.yaml segmentation: need 2 <= k_range[0] <= k <= k_range[1], got k={settings.k}, "

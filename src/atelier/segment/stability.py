@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
+from atelier.core.parallel import ordered_map
 from atelier.segment.settings import SegmentSettings
 
 #: Hennig's rule of thumb: a cluster whose mean Jaccard under resampling stays at or above this is stable.
@@ -31,6 +33,17 @@ def jaccard_by_cluster(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.asarray(scores)
 
 
+def _refit(sample: tuple[int, np.ndarray], X: np.ndarray, labels: np.ndarray, k: int,
+           settings: SegmentSettings) -> tuple[float, np.ndarray]:
+    """One bootstrap refit (`sample`: its number and rows): its ARI with `labels` and each cluster's Jaccard."""
+    refit, rows = sample
+    with threadpool_limits(settings.threads):
+        model = KMeans(n_clusters=k, n_init=settings.stability_n_init, random_state=settings.seed + 1 + refit)
+        model.fit(X[rows])
+    refit_labels = model.predict(X)
+    return adjusted_rand_score(labels, refit_labels), jaccard_by_cluster(labels, refit_labels)
+
+
 def bootstrap_stability(
     X: np.ndarray,
     labels: np.ndarray,
@@ -40,21 +53,18 @@ def bootstrap_stability(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Refit K-Means on bootstrap samples; compare each refit's labels of all rows with `labels`.
 
+    The refits are independent: they run on `settings.workers` processes, with the same results as one by one.
     Returns the adjusted Rand index per refit and the Jaccard overlap per (refit, cluster): a
     cluster that keeps a Jaccard above ~0.75 under resampling is stable (Hennig's rule of thumb).
     """
     k = k or settings.k
     rng = np.random.default_rng(settings.seed)
-    aris, jaccards = [], []
     refits = range(settings.stability_boot)
-    for refit in progress(refits) if progress else refits:
-        rows = rng.integers(0, len(X), len(X))
-        with threadpool_limits(settings.threads):
-            model = KMeans(n_clusters=k, n_init=settings.stability_n_init, random_state=settings.seed + 1 + refit)
-            model.fit(X[rows])
-        refit_labels = model.predict(X)
-        aris.append(adjusted_rand_score(labels, refit_labels))
-        jaccards.append(jaccard_by_cluster(labels, refit_labels))
+    # The samples are drawn in order, as one refit after the other would draw them.
+    samples = [(refit, rng.integers(0, len(X), len(X))) for refit in (progress(refits) if progress else refits)]
+    results = ordered_map(partial(_refit, X=X, labels=labels, k=k, settings=settings), samples, settings.workers)
+    aris = [ari for ari, _ in results]
+    jaccards = [jaccard for _, jaccard in results]
     return np.asarray(aris), pd.DataFrame(jaccards, columns=np.unique(labels))
 
 

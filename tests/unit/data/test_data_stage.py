@@ -84,6 +84,7 @@ def _params(path: str = "data/mine", source: str = "files", valid_until=None) ->
     return {
         "data": {"source": source, "path": path},
         "validate": {"valid_from": "2000-01-01", "valid_until": valid_until, "max_bad_value_share": 0.5},
+        "timeline": {"cutoffs": ["2025-01-20", "2025-02-01"], "horizon_days": 7},  # the sample orders: Jan 5 - Mar 2
     }
 
 

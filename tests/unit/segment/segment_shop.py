@@ -26,6 +26,7 @@ FAST = dataclasses.replace(
     SegmentSettings.from_params(SECTION, seed=7),
     log1p=(), k=4, k_min=2, k_max=7, n_init=5, silhouette_sample=None, stability_boot=8, stability_n_init=3,
     dbscan_min_samples=10, dbscan_eps=None, hdbscan_min_cluster_size=20, density_sample=1000, tsne_sample=100,
+    workers=1,  # in process; test_parallel_workers_give_the_same_results runs the worker processes
 )
 
 BLOB_COLUMNS = ["frequency", "monetary", "sessions_90d"]

@@ -10,7 +10,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from atelier.segment import cluster
+from atelier.segment import cluster, stability
 
 from .segment_shop import FAST, blobs, fitted_blobs, heavy_frame
 
@@ -120,6 +120,21 @@ def test_k_sweep_exact_silhouette_equals_sklearn():
     for k in (3, 4):
         labels = KMeans(n_clusters=k, n_init=settings.n_init, random_state=settings.seed).fit(X).labels_
         assert sweep.loc[k, "silhouette"] == pytest.approx(silhouette_score(X, labels), abs=1e-12)
+
+
+def test_parallel_workers_give_the_same_results():
+    """The k sweep and the bootstrap refits on two worker processes: byte for byte what one process gives."""
+    X = fitted_blobs()[3]
+    one, two = dataclasses.replace(FAST, silhouette_sample=150), dataclasses.replace(FAST, silhouette_sample=150,
+                                                                                    workers=2)
+    pd.testing.assert_frame_equal(cluster.k_sweep(X, one), cluster.k_sweep(X, two), check_exact=True)
+    unstructured = np.random.default_rng(3).normal(size=(300, 3))  # no clusters: every refit differs a little
+    labels = KMeans(n_clusters=4, n_init=2, random_state=0).fit(unstructured).labels_
+    (aris_one, jaccard_one), (aris_two, jaccard_two) = (
+        stability.bootstrap_stability(unstructured, labels, settings) for settings in (one, two))
+    assert aris_one.std() > 0
+    np.testing.assert_array_equal(aris_one, aris_two)
+    pd.testing.assert_frame_equal(jaccard_one, jaccard_two, check_exact=True)
 
 
 def test_k_sweep_with_sampled_silhouettes_repeats():

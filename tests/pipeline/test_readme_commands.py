@@ -1,0 +1,158 @@
+"""The README's commands work as printed: on a fresh copy, with nothing of the project's on PATH.
+
+Every command-looking line of README.md (a line of a shell block, or an inline code span starting with
+a tool: make, dvc, python, ...) is either run here (`RUN`) or excluded with a reason (`EXCLUDED`); a new
+command in the README fails `test_every_readme_command_is_run_or_excluded_with_a_reason` until it is
+placed. The slow test runs the `RUN` commands in README order, in one bash session whose PATH holds
+only the system's directories (as a new user's shell has), on a fresh copy at tiny parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, tiny_params, write_params
+
+from atelier.core.io import read_json
+from pipeline.test_pipeline import fresh_copy
+
+README = REPO / "README.md"
+TOOLS = ("make", "dvc", "python", "python3", "source", "git", "conda", "brew", "jupyter", "pip", "pytest", "ruff")
+BARE_PATH = "/usr/bin:/bin"
+
+#: Commands the slow test runs as printed, in README order.
+RUN = {
+    "make repro",
+    "make quick",
+    "source .venv/bin/activate",
+    "dvc exp run -S segmentation.k=6",
+    "dvc exp show",
+    "dvc metrics diff",
+    "dvc dag",
+    "dvc metrics show",
+    "dvc plots show",
+    "dvc repro",
+    ".venv/bin/dvc repro",
+}
+#: Commands not run here, each with the reason.
+EXCLUDED = {
+    "git clone <this repository> atelier && cd atelier": "the fresh copy stands in for the clone",
+    "make test": "this test is part of `make test`; .ci/run runs it on a clean clone",
+    'python -m pytest -m "not slow"': "the suite this test belongs to (`make test` runs all of it)",
+    "make lab": "starts JupyterLab and waits for a browser",
+    "make lab     # or: .venv/bin/jupyter lab notebooks/": "starts JupyterLab and waits for a browser",
+    "make bench": "about 12 minutes of benchmarks at full size; benchmarks/run.py --quick is their check",
+    "make lock": "re-pins every dependency from PyPI (network; changes requirements.lock)",
+    "make lint": "part of `make test`",
+    "make repro PYTHON=python3.12": "needs another interpreter; the same make target is run with the default one",
+    "conda env create -f environment.yml": "conda is not part of the test environment; "
+                                           "test_environment checks environment.yml mirrors the lock",
+    "brew install libomp": "macOS only",
+    "dvc exp run -S prep.half_life_days=7": "the same mechanism as the segmentation.k=6 line, which is run; "
+                                            "test_pipeline checks which stages a prep.half_life_days change reruns",
+    "dvc exp run -S data.source=files -S data.path=/path/to/my/folder": "a placeholder path; test_pipeline runs "
+                                                                        "the pipeline on an orders-only folder",
+    "dvc exp run -S data.source=files -S data.path=<folder>": "a placeholder path (see the line above)",
+    "python -m atelier <stage>": "a placeholder for a stage name; dvc repro runs every stage this way",
+    "bin/atelier <stage>": "a placeholder for a stage name; dvc repro runs every stage this way",
+    "make budget": "a full-size pipeline run in a temporary copy (minutes); test_stage_budget.py runs its parts",
+}
+
+
+def _strip_comment(line: str) -> str:
+    """A shell line without its trailing comment (`  # ...`)."""
+    return re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+
+
+def readme_commands(text: str) -> list[str]:
+    """Command-looking lines in README order: shell-block lines and inline code spans starting with a tool."""
+    commands: list[str] = []
+    in_shell = False
+    for line in text.splitlines():
+        fence = line.strip().startswith("```")
+        if fence:
+            in_shell = not in_shell and line.strip() in ("```bash", "```sh", "```shell")
+            continue
+        if in_shell:
+            command = line.strip()
+            if command and not command.startswith("#"):
+                commands.append(command if command in EXCLUDED else _strip_comment(command))
+            continue
+        for span in re.findall(r"`([^`\n]+)`", line):
+            words = span.split()
+            if len(words) >= 2 and (words[0] in TOOLS or words[0].startswith((".venv/bin/", "bin/"))):
+                commands.append(span)
+    return list(dict.fromkeys(commands))
+
+
+def test_every_readme_command_is_run_or_excluded_with_a_reason():
+    found = readme_commands(README.read_text(encoding="utf-8"))
+    placed = RUN | set(EXCLUDED)
+    unplaced = [command for command in found if command not in placed]
+    assert not unplaced, f"README commands neither run nor excluded by this test: {unplaced}"
+    stale = sorted(placed - set(found))
+    assert not stale, f"listed here but no longer in the README: {stale}"
+    assert all(reason.strip() for reason in EXCLUDED.values())
+
+
+def test_the_extraction_finds_shell_lines_and_inline_commands_only():
+    text = (
+        "Run `make repro` then `dvc.yaml` is read; `python3` alone is a name.\n"
+        "```bash\n# a comment\nmake lab     # or: .venv/bin/jupyter lab notebooks/\n"
+        "dvc exp show   # side by side\n```\n"
+        "```\n+-----+\n| box |\n```\n"
+    )
+    assert readme_commands(text) == ["make repro", "make lab     # or: .venv/bin/jupyter lab notebooks/",
+                                     "dvc exp show"]
+
+
+def _bash(script: str, root: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", str(root)), "LANG": "C.UTF-8",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=3000)
+
+
+def _reports(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "reports").glob("*.html"))}
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run_as_printed_on_a_fresh_copy(tmp_path):
+    root = fresh_copy(tmp_path / "atelier")
+    write_params(tiny_params(), root)
+    label = "Quick run (test): a few hundred customers"
+    (root / "params.quick.yaml").write_text(yaml.safe_dump({"run_label": label, "simulate": {"n_customers": 300}}),
+                                            encoding="utf-8")
+    (root / ".venv").symlink_to(REPO / ".venv")  # what `make repro` would build (pip install is not under test)
+    assert _bash("git add -A && git commit -qm 'a clone'", root).returncode == 0
+
+    commands = [c for c in readme_commands(README.read_text(encoding="utf-8")) if c in RUN]
+    assert set(commands) == RUN
+    before_quick = commands.index("make quick")
+    script = ["set -euo pipefail"]
+    for number, command in enumerate(commands):
+        script.append(f"echo '>>> {command}' >&2")
+        script.append(command)
+        if number + 1 == before_quick:
+            script.append("sha256sum reports/*.html metrics/*.json > ../before_quick.sha256")
+        if command == "make quick":
+            script.append("sha256sum -c --quiet ../before_quick.sha256")  # the project's outputs are untouched
+    result = _bash("\n".join(script), root)
+    assert result.returncode == 0, f"{result.stderr[-6000:]}\n{result.stdout[-2000:]}"
+
+    # `dvc exp run -S segmentation.k=6` ran the experiment in the workspace (dvc exp show's table is cut to the
+    # terminal's width, so its text is not checked).
+    assert yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["segmentation"]["k"] == 6
+    assert read_json(root / "metrics" / "segment.json")["k"] == 6
+    for name, html in _reports(root).items():
+        assert b"run-label" not in html, f"reports/{name} carries the quick run's banner"
+    quick = _reports(root / "quick")
+    assert set(quick) >= {"index.html", "01_data_prep.html", "07_robustness.story.html"}
+    for name, html in quick.items():
+        assert label.encode() in html, f"quick/reports/{name} lacks the quick run's banner"
