@@ -59,7 +59,8 @@ SCHEMA: dict[str, Any] = {
             "clearance_share": LEAF,
             "clearance_discount": LEAF,
         },
-        "catalog": {"categories": FREE, "tier_price_multiplier": FREE, "price_log_sd": LEAF, "popularity_zipf": LEAF},
+        "catalog": {"categories": FREE, "tier_price_multiplier": FREE, "price_log_sd": LEAF, "popularity_zipf": LEAF,
+                    "style_dims": LEAF, "style_strength": LEAF},
         "demographics": {"age_bands": LEAF, "genders": FREE, "regions": FREE},
         "personas": Named(_PERSONA),
     },
@@ -106,7 +107,17 @@ SCHEMA: dict[str, Any] = {
     },
     # Sections of features built beside this one (a service, a Spark engine, recommendations, off-policy
     # evaluation): accepted as they are until their keys are listed here.
-    **dict.fromkeys(("serve", "spark", "engine", "recommend", "ope", "obd"), OPEN),
+    "compute": {"engine": LEAF,
+                "spark": dict.fromkeys(("master", "shuffle_partitions", "state_store", "driver_memory"), LEAF)},
+    "recommend": {"weights": FREE, "gains": FREE,
+                  **dict.fromkeys(("half_life_days", "factors", "regularization", "alpha", "iterations", "neighbours",
+                                   "bootstrap", "threads"), LEAF)},
+    "ope": {"replay": {"days": LEAF, "window_minutes": LEAF, "exploration": {"epsilon": LEAF, "base": LEAF},
+                       "targets": LEAF},
+            "estimators": dict.fromkeys(("n_boot", "dm_refits", "clip", "folds"), LEAF),
+            "obd": dict.fromkeys(("distribution", "prior_simulations", "cell_prior", "relative_half_width"), LEAF)},
+    "serve": dict.fromkeys(("host", "port", "max_body_bytes", "max_batch_records", "feed_history", "max_feeds",
+                            "watch_seconds", "examples_per_segment", "top_contributions"), LEAF),
 }
 
 

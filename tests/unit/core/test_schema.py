@@ -74,15 +74,21 @@ def test_a_key_far_from_every_known_one_lists_what_the_section_takes():
     assert found == "unknown key 'validate.colour' (validate takes: valid_from, valid_until, max_bad_value_share)"
 
 
-def test_user_named_mappings_open_sections_and_optional_keys_are_accepted():
+def test_user_named_mappings_and_optional_keys_are_accepted():
     params = _changed(lambda p: (
         p["replay"]["policy"]["banners"].update({"New Segment": "welcome"}),
         p["prep"]["engagement_weights"].update(wishlist=2.0),
         p["simulate"]["personas"].update(night_owl=copy.deepcopy(p["simulate"]["personas"]["lapsing"])),
-        p.update(serve={"host": "127.0.0.1", "port": 8000}, ope={"anything": {"nested": 1}}),
         p.update(run_label="Quick run"),
     ))
     assert schema.problems(params) == []
+
+
+def test_a_typo_in_the_later_phases_sections_is_caught():
+    (found,) = schema.problems(_changed(lambda p: p["ope"]["estimators"].update(nboot=10)))
+    assert found.startswith("unknown key 'ope.estimators.nboot'")
+    (found,) = schema.problems(_changed(lambda p: p["compute"]["spark"].update(mastr="local[1]")))
+    assert found.startswith("unknown key 'compute.spark.mastr'")
 
 
 def test_a_section_that_is_not_a_mapping_is_reported():
