@@ -61,6 +61,13 @@ EXCLUDED = {
     "python -m atelier <stage>": "a placeholder for a stage name; dvc repro runs every stage this way",
     "bin/atelier <stage>": "a placeholder for a stage name; dvc repro runs every stage this way",
     "make budget": "a full-size pipeline run in a temporary copy (minutes); test_stage_budget.py runs its parts",
+    "make serve": "starts a server that runs until stopped; tests/unit/serve starts the same app with uvicorn",
+    "make serve HOST=... PORT=...": "placeholders; tests/unit/serve/test_stage.py checks the host/port settings",
+    "make serve-loop": "needs a running service; tests/unit/serve/test_parity.py drives the loop through the API",
+    "python -m atelier serve-loop --days 1": "needs a running service (see `make serve-loop`)",
+    "python benchmarks/serve_load.py": "a load test of minutes; `benchmarks/run.py --quick` is its check",
+    "pip download --no-deps": "a fragment of the obd stage's command, which `make repro` runs",
+    "pip install -r requirements.lock": "what `make repro` does to build .venv",
 }
 
 
