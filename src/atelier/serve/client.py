@@ -31,7 +31,7 @@ ID_SHIFT = 10**10
 BOOK_KEYS = ("received", "applied", "duplicates", "late", "malformed")
 #: The decision columns, in the replay's order (`Personalizer.decide`).
 DECISION_COLUMNS = ["session_id", "customer_id", "ts", "decided_at", "arm", "segment", "experience", "reason",
-                    "banner", "banner_category", "products", "propensity"]
+                    "banner", "banner_category", "products", "propensity", "list_source"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class RemotePersonalizer:
                          "experience": page["experience"], "reason": page["reason"], "banner": page["banner"],
                          "banner_category": page["banner_category"],
                          "products": np.array([p["product_id"] for p in page["products"]], dtype=np.int64),
-                         "propensity": np.nan if page["propensity"] is None else page["propensity"]})
+                         "propensity": np.nan if page["propensity"] is None else page["propensity"],
+                         "list_source": page["list_source"]})
         return pd.DataFrame(rows, columns=DECISION_COLUMNS)
 
 

@@ -252,6 +252,7 @@ class Service:
             "known": known, "experience": decision["experience"], "reason": decision["reason"],
             "banner": decision["banner"], "banner_category": plain(decision["banner_category"]),
             "products": [self.product(p) for p in np.asarray(decision["products"]).tolist()],
+            "list_source": plain(decision["list_source"]),  # learned (als / item_item / fallback), rule or default
             "propensity": propensity, "model_version": self.model.version, "profile": profile,
             "contributions": self.contributions(profile) if profile is not None and propensity is not None else [],
         }
