@@ -31,8 +31,9 @@ from atelier.replay.policy import (
     top_categories,
 )
 
-#: The candidate pages: the bestsellers, the personalized page (favourite and runner-up categories), the
-#: favourite category only, and "discovery" (the category the customer viewed least).
+#: The candidate pages: the bestsellers, the personalized page (the learned list when the replay has one, else the
+#: favourite and runner-up categories), the favourite category only, and "discovery" (the category the customer
+#: viewed least).
 ACTIONS = ("default", "personalized", "favourite_only", "discovery")
 DISCOVERY_BANNER = "discover_something_new"
 
@@ -103,12 +104,20 @@ def _page_shares(pages: list[list[tuple]], assortment: Assortment) -> np.ndarray
 
 
 def explore(decisions: pd.DataFrame, profiles: pd.DataFrame, session_ids: np.ndarray, exploration: Exploration,
-            assortment: Assortment, settings: PolicySettings, seed: int) -> pd.DataFrame:
+            assortment: Assortment, settings: PolicySettings, seed: int,
+            learned: list[np.ndarray] | None = None) -> pd.DataFrame:
     """The decisions with exploration applied: what was shown may change, and each row logs `action`,
     `action_probability` (of the action shown), `eligible`, `p_<action>` for every candidate and `match_<action>`
-    (how well each candidate page matches the profile's viewed categories, what a reward model may use)."""
+    (how well each candidate page matches the profile's viewed categories, what a reward model may use).
+
+    `learned` (one list per visit) makes the personalized candidate the learned recommendations, as the replay's
+    treatment arm shows them; without it the personalized candidate is the favourite-category rule's page."""
     n = settings.recommendations
     first, pages = _pages(profiles, assortment, n)
+    if learned is not None:
+        for row, favourite in enumerate(first):
+            if favourite is not None:
+                pages[row][1] = (np.asarray(learned[row]), favourite)
     score = decisions["propensity"].to_numpy(dtype=float)
     eligible = np.not_equal(first, None) & np.isfinite(score)
     base = np.where(decisions["experience"].to_numpy() == "personalized", 1, 0)

@@ -187,8 +187,10 @@ class Personalizer:
                            segments=segments, known=known, assortment=self.assortment, settings=self.policy)
         decisions = self._with_learned(decisions, customers)
         if self.exploration is not None:
+            learned = (None if self.recommender is None else
+                       [self.learned_page(c, np.empty(0, dtype=np.int64))[0] for c in customers])
             decisions = explore(decisions, profiles.reset_index(drop=True), visits["session_id"].to_numpy(),
-                                self.exploration, self.assortment, self.policy, self.seed)
+                                self.exploration, self.assortment, self.policy, self.seed, learned)
         self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
         decisions.insert(0, "decided_at", as_of)
         decisions.insert(0, "ts", visits["ts"].to_numpy())

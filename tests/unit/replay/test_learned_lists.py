@@ -12,6 +12,7 @@ import pytest
 from atelier.data.simulate.truth import product_preference
 from atelier.recommend.serve import ListRecommender
 from atelier.replay import sensitivity
+from atelier.replay.explore import Exploration
 from atelier.replay.policy import Assortment
 
 from .replay_shop import active_customer, variant, visits_at
@@ -83,3 +84,16 @@ def test_learned_vs_rule_is_paired_and_its_interval_tells_a_real_difference_from
     up = sensitivity.learned_vs_rule(paired_visits(list(better)), paired_visits(list(base)), seed=1, n_boot=200)
     assert up["ci_low"] > 0 and up["sessions"] == 2000
     assert sensitivity.learned_vs_rule(paired_visits([]), paired_visits([]), seed=1)["sessions"] == 0
+
+
+def test_exploration_offers_the_learned_list_as_its_personalized_candidate(learned_context):
+    context, customer = learned_context
+    visits = visits_at([customer], context.cutoff)
+    learned = context.personalizer(context.initial_state()).decide(visits, context.cutoff).iloc[0]["products"]
+    for exploration in (Exploration(0.0), Exploration(0.0, base="personalized")):
+        explorer = context.personalizer(context.initial_state(), exploration=exploration)
+        row = explorer.decide(visits, context.cutoff).iloc[0]
+        assert row["action"] == "personalized" and row["action_probability"] == 1.0
+        assert row["products"].tolist() == learned.tolist()
+    rule = context.personalizer(context.initial_state(), learned=False, exploration=Exploration(0.0))
+    assert rule.decide(visits, context.cutoff).iloc[0]["products"].tolist() != learned.tolist()
