@@ -29,7 +29,7 @@ def _env() -> dict[str, str]:
 
 
 def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=1200)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
