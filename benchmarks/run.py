@@ -26,6 +26,7 @@ BENCHMARKS = {
     "replay_speed": ("replay_speed.py", [], []),
     "serve_load": ("serve_load.py", [], ["--quick"]),
     "spark_scaling": ("spark_scaling.py", ["--customers", "100000"], ["--customers", "20000"]),
+    "spark_stream": ("spark_stream.py", [], ["--days", "1"]),
     "recommend": ("recommend.py", [], []),
     "ope_estimators": ("ope_estimators.py", ["--rounds", "1000000"], ["--rounds", "100000"]),
     "stage_budget": ("stage_budget.py", ["--no-fail"], ["--no-fail", "--params", "params.quick.yaml",
