@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -150,14 +150,18 @@ def grid_search(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
     X, y, groups = xy(frame, numeric, categorical)
     splits = cv_splits(y, groups, settings)
     searches, rows = {}, []
+    one_thread = replace(settings, threads=1)
     for family in progress(settings.families) if progress else settings.families:
         grid = {f"model__{name}": values for name, values in settings.grids[family].items()}
-        search = GridSearchCV(candidate(family, numeric, categorical, settings), grid, scoring="roc_auc", cv=splits,
-                              refit=True, return_train_score=True, n_jobs=1, error_score="raise")
+        # The folds x settings run on `threads` processes of one thread each (forests and boosted trees fit the
+        # same trees on any thread count, and one thread per process keeps the CV predictions' sums in order);
+        # the best setting is then refitted on all of `frame` with `threads` threads, as `fit` does.
+        search = GridSearchCV(candidate(family, numeric, categorical, one_thread), grid, scoring="roc_auc", cv=splits,
+                              refit=False, return_train_score=True, n_jobs=settings.threads, error_score="raise")
         with threadpool_limits(1, user_api="blas"):
             search.fit(X, y)
-        if isinstance(search.best_estimator_[-1], RandomForestClassifier):
-            search.best_estimator_[-1].set_params(n_jobs=1)  # repeatable predictions (see `fit`)
+        best = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
+        search.best_estimator_ = fit(tuned(family, best, numeric, categorical, settings), frame, numeric, categorical)
         searches[family] = search
         for _, row in pd.DataFrame(search.cv_results_).iterrows():
             rows.append({

@@ -53,7 +53,8 @@ _NUMBERS = {
     "response_strength": "a number (0: what is shown changes nothing)",
 }
 _SHARES = ("late_share", "duplicate_share", "malformed_share", "treatment_share")
-_COUNTS = {"micro_batch_events": 1, "sensitivity_days": 1, "explain_sample": 0, "checkpoint_every_windows": 1}
+_COUNTS = {"micro_batch_events": 1, "sensitivity_days": 1, "explain_sample": 0, "checkpoint_every_windows": 1,
+           "workers": 1}
 
 
 def _number(section: dict[str, Any], key: str, what: str) -> float:
@@ -81,6 +82,7 @@ class ReplaySettings:
     checkpoint_every_windows: int
     drift: DriftRule
     seed: int
+    workers: int = 1  # processes for the sensitivity replays (results do not depend on it)
 
     @classmethod
     def from_params(cls, section: dict[str, Any], seed: int) -> ReplaySettings:
@@ -129,6 +131,7 @@ class ReplaySettings:
             checkpoint_every_windows=counts["checkpoint_every_windows"],
             drift=DriftRule.from_params(section["drift"]),
             seed=int(seed),
+            workers=counts["workers"],
         )
 
 

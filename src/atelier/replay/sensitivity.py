@@ -7,11 +7,13 @@ shown changes nothing, so its interval must cover 0: `null_check` says whether i
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from atelier.core.parallel import ordered_map
 from atelier.replay import abtest
 from atelier.replay.context import ReplayContext
 
@@ -26,18 +28,40 @@ def replay_days(context: ReplayContext, strength: float, days: int, learned: boo
     return loop.frames("visits")
 
 
+def _replay_run(context: ReplayContext, days: int, run: tuple[float, bool]) -> pd.DataFrame:
+    return replay_days(context, run[0], days, run[1])
+
+
+def covers_replay(context: ReplayContext, days: int) -> bool:
+    """Whether a sensitivity run of `days` days replays every window of the closed loop (so the loop's own run at
+    the assumed strength is one of the sweep's runs and need not be replayed again)."""
+    if context.world is None:
+        return False
+    windows = pd.date_range(context.world.start, context.world.end(),
+                            freq=pd.Timedelta(minutes=context.settings.window_minutes), inclusive="left")
+    return int(days * 24 * 60 / context.settings.window_minutes) >= len(windows)
+
+
 def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boot: int = 300,
-          keep: dict[tuple[float, bool], pd.DataFrame] | None = None) -> pd.DataFrame:
+          keep: dict[tuple[float, bool], pd.DataFrame] | None = None,
+          known: dict[tuple[float, bool], pd.DataFrame] | None = None, workers: int = 1) -> pd.DataFrame:
     """Conversion uplift (with its interval) for each assumed response strength, over the first `days` days: of
     the treatment arm as deployed (learned lists when the recommend stage ran) and, when there are learned lists,
     of the same arm showing the favourite-category rule's pages instead (`rule_*`; NaN without learned lists).
-    `keep` collects each run's visits by (strength, learned)."""
-    rows = []
+
+    `known`: runs already made, by (strength, learned), reused instead of replayed; the others run on `workers`
+    processes (each run is seeded on its own: the same visits with 1 worker or 2). `keep` collects each run's
+    visits by (strength, learned)."""
     variants = (True, False) if context.recommender is not None else (True,)
+    runs = [(float(strength), learned) for strength in strengths for learned in variants]
+    known = known or {}
+    missing = [run for run in runs if run not in known]
+    visits_by_run = {**known, **dict(zip(missing, ordered_map(partial(_replay_run, context, days), missing, workers)))}
+    rows = []
     for strength in strengths:
         row: dict[str, float] = {"strength": strength}
         for learned in variants:
-            visits = replay_days(context, strength, days, learned)
+            visits = visits_by_run[float(strength), learned]
             if keep is not None:
                 keep[strength, learned] = visits
             result = abtest.measure(visits, context.settings.seed, n_boot=n_boot)["conversion"]

@@ -19,6 +19,23 @@ def test_the_sweep_replays_the_same_visits_at_each_strength(noisy):
     assert (sweep["ci_low"] <= sweep["ci_high"]).all()
 
 
+def test_two_workers_and_a_reused_run_give_the_same_sweep_as_one_by_one(noisy):
+    serial = sensitivity.sweep(noisy, (0.0, 2.0), days=2, n_boot=50)
+    kept: dict = {}
+    known = {(2.0, True): sensitivity.replay_days(noisy, 2.0, 2)}
+    parallel = sensitivity.sweep(noisy, (0.0, 2.0), days=2, n_boot=50, keep=kept, known=known, workers=2)
+    pd.testing.assert_frame_equal(parallel, serial)
+    assert kept[2.0, True] is known[2.0, True]  # reused, not replayed
+
+
+def test_the_closed_loop_run_is_the_sweep_run_at_its_strength_when_the_sweep_covers_the_replay(noisy):
+    days = len(noisy.closed_loop().windows()) * noisy.settings.window_minutes / (24 * 60)
+    assert sensitivity.covers_replay(noisy, int(np.ceil(days))) and not sensitivity.covers_replay(noisy, 1)
+    loop = noisy.closed_loop(on_decisions=lambda decisions: None).run(progress=False)
+    pd.testing.assert_frame_equal(loop.frames("visits"),
+                                  sensitivity.replay_days(noisy, noisy.settings.response_strength, int(np.ceil(days))))
+
+
 def _sweep(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
     return pd.DataFrame([{"strength": s, "visits": 100, "control": 0.1, "treatment": 0.1, "relative_uplift": u,
                           "ci_low": low, "ci_high": high} for s, u, low, high in rows], columns=sensitivity.COLUMNS)
