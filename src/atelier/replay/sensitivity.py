@@ -21,25 +21,24 @@ COLUMNS = ["strength", "visits", "control", "treatment", "relative_uplift", "ci_
            "rule_treatment", "rule_relative_uplift", "rule_ci_low", "rule_ci_high"]
 
 
+def windows(context: ReplayContext, days: int) -> int:
+    """The closed-loop windows in the first `days` days (what a sensitivity run replays)."""
+    return int(days * 24 * 60 / context.settings.window_minutes)
+
+
 def replay_days(context: ReplayContext, strength: float, days: int, learned: bool = True) -> pd.DataFrame:
-    """The visits of a closed loop over the first `days` days (treatment arm: learned lists or the rule's pages)."""
+    """The visits of a closed loop over the first `days` days (treatment arm: learned lists or the rule's pages).
+
+    The same as the visits a longer loop (same strength and lists) has made when it reaches `windows(context,
+    days)`: the loop looks at nothing ahead of its window, so the report's loop can stop there, lend its visits
+    to the sweep (`sweep(known=...)`) and go on."""
     loop = context.closed_loop(strength, learned=learned)
-    loop.run(until=int(days * 24 * 60 / context.settings.window_minutes), progress=False)
+    loop.run(until=windows(context, days), progress=False)
     return loop.frames("visits")
 
 
 def _replay_run(context: ReplayContext, days: int, run: tuple[float, bool]) -> pd.DataFrame:
     return replay_days(context, run[0], days, run[1])
-
-
-def covers_replay(context: ReplayContext, days: int) -> bool:
-    """Whether a sensitivity run of `days` days replays every window of the closed loop (so the loop's own run at
-    the assumed strength is one of the sweep's runs and need not be replayed again)."""
-    if context.world is None:
-        return False
-    windows = pd.date_range(context.world.start, context.world.end(),
-                            freq=pd.Timedelta(minutes=context.settings.window_minutes), inclusive="left")
-    return int(days * 24 * 60 / context.settings.window_minutes) >= len(windows)
 
 
 def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boot: int = 300,

@@ -28,12 +28,16 @@ def test_two_workers_and_a_reused_run_give_the_same_sweep_as_one_by_one(noisy):
     assert kept[2.0, True] is known[2.0, True]  # reused, not replayed
 
 
-def test_the_closed_loop_run_is_the_sweep_run_at_its_strength_when_the_sweep_covers_the_replay(noisy):
-    days = len(noisy.closed_loop().windows()) * noisy.settings.window_minutes / (24 * 60)
-    assert sensitivity.covers_replay(noisy, int(np.ceil(days))) and not sensitivity.covers_replay(noisy, 1)
-    loop = noisy.closed_loop(on_decisions=lambda decisions: None).run(progress=False)
-    pd.testing.assert_frame_equal(loop.frames("visits"),
-                                  sensitivity.replay_days(noisy, noisy.settings.response_strength, int(np.ceil(days))))
+def test_a_longer_loop_stopped_after_the_sweeps_days_has_made_the_sweeps_run_and_goes_on_unchanged(noisy, tmp_path):
+    whole = noisy.closed_loop().run(progress=False)
+    paused = noisy.closed_loop(on_decisions=lambda decisions: None)
+    paused.run(until=sensitivity.windows(noisy, 1), checkpoint_dir=tmp_path / "ck", progress=False)
+    assert paused.window == sensitivity.windows(noisy, 1) < len(whole.windows())
+    pd.testing.assert_frame_equal(paused.frames("visits"),
+                                  sensitivity.replay_days(noisy, noisy.settings.response_strength, 1))
+    paused.run(checkpoint_dir=tmp_path / "ck", progress=False)
+    for kind in ("visits", "decisions", "dead_letters"):
+        pd.testing.assert_frame_equal(paused.frames(kind), whole.frames(kind))
 
 
 def _sweep(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
