@@ -131,8 +131,9 @@ def session_config(settings: SparkSettings) -> dict[str, str]:
     }
 
 
-def build_session(settings: SparkSettings) -> Any:
-    """A SparkSession for `settings` (the running one if it exists), with the workers on this interpreter."""
+def build_session(settings: SparkSettings, extra: dict[str, str] | None = None) -> Any:
+    """A SparkSession for `settings` (the running one if it exists), with the workers on this interpreter;
+    `extra`: more Spark settings (e.g. a benchmark's event log)."""
     problem = java_problem()
     if problem is not None:
         raise RuntimeError(problem)
@@ -142,7 +143,7 @@ def build_session(settings: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    for key, value in session_config(settings).items():
+    for key, value in {**session_config(settings), **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
