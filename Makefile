@@ -25,8 +25,11 @@ repro: $(STAMP)
 quick: $(STAMP)
 	python -m atelier.report.quick
 
+# The suite on TEST_WORKERS processes (pytest-xdist), a test file per process at a time: the two end-to-end files
+# (README commands, pipeline) run beside the rest instead of after it.
+TEST_WORKERS ?= 2
 test: lint
-	python -m pytest
+	python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # ruff (pinned in requirements.lock, configured in pyproject.toml): the package, tests, benchmarks and notebooks.
 lint: $(STAMP)

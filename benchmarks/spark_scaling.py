@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--data", type=Path, help="a folder of validated tables (skips the simulation)")
     parser.add_argument("--driver-memory", help="Spark's driver (JVM heap) memory, e.g. 1g (default: params.yaml)")
+    parser.add_argument("--shuffle-partitions", type=int,
+                        help="partitions of customers (default: params.yaml); each Python task holds 1/partitions")
     arguments = parser.parse_args()
     params = load_params(REPO / "params.yaml")
     cutoffs = [pd.Timestamp(c) for c in params["timeline"]["cutoffs"]]
@@ -112,6 +114,8 @@ def main() -> None:
     else:
         if arguments.driver_memory:
             params["compute"]["spark"]["driver_memory"] = arguments.driver_memory
+        if arguments.shuffle_partitions:
+            params["compute"]["spark"]["shuffle_partitions"] = arguments.shuffle_partitions
         spark_settings = spark_engine.SparkSettings.from_params(params["compute"]["spark"])
         events_dir = scratch / "event-log"
         events_dir.mkdir()
@@ -126,7 +130,8 @@ def main() -> None:
         snapshots.write.mode("overwrite").parquet(str(scratch / "snapshots"))
         rows = session.read.parquet(str(scratch / "snapshots")).count()
         seconds = time.perf_counter() - began
-        result.update(master=spark_settings.master, driver_memory=spark_settings.driver_memory)
+        result.update(master=spark_settings.master, driver_memory=spark_settings.driver_memory,
+                      shuffle_partitions=spark_settings.shuffle_partitions)
         session.stop()  # flushes the event log
         result.update(spilled_bytes(events_dir))
     result.update(snapshot_rows=rows, seconds=round(seconds, 2),
