@@ -23,7 +23,7 @@ import yaml
 
 from atelier.core import paths
 from atelier.core.config import THREAD_VARIABLES, ParamsError, get, load_params
-from atelier.report.render import add_run_label, render_html, run_label, strip_progress_bars
+from atelier.report.render import add_run_label, render_html, run_label, strip_engine_chatter, strip_progress_bars
 
 log = logging.getLogger("atelier.report.notebook")
 
@@ -125,7 +125,8 @@ def run_notebook(source: Path, executed: Path, parameters: dict[str, Any], root:
     top (if any), render it; return the HTML.
 
     The kernel's progress bars reach the log as they happen (papermill logs every stream output), then
-    are stripped from the executed copy, so the reports show results, not progress.
+    are stripped from the executed copy, so the reports show results, not progress; so is the engines' chatter
+    (`render.strip_engine_chatter`).
     """
     import papermill
 
@@ -142,7 +143,7 @@ def run_notebook(source: Path, executed: Path, parameters: dict[str, Any], root:
             request_save_on_cell_execute=True,
         )
     notebook = nbformat.read(executed, as_version=4)
-    stripped = strip_progress_bars(notebook)
+    stripped = strip_progress_bars(notebook) + strip_engine_chatter(notebook)
     if add_run_label(notebook, label) or stripped:
         nbformat.write(notebook, executed)
     return render_html(executed)

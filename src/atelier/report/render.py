@@ -2,7 +2,9 @@
 
 Both renders depend only on the executed notebook, so the same notebook gives the same bytes.
 Progress bars (tqdm's lines on stderr) belong in the `dvc repro` log and in an interactive session,
-not in a document people read: `strip_progress_bars` removes them, and both renders apply it.
+not in a document people read: `strip_progress_bars` removes them, and both renders apply it. So does
+`strip_engine_chatter` for what the engines print while they work (Spark's JVM start-up lines, its
+streaming workers' start/stop lines, the iterative imputer's rounds): the `dvc repro` log keeps them.
 """
 
 from __future__ import annotations
@@ -104,10 +106,50 @@ def add_run_label(notebook: nbformat.NotebookNode, label: str | None) -> bool:
     return changed
 
 
+#: Lines the engines print on their own while they work (exact shapes; anything else printed stays).
+ENGINE_CHATTER = re.compile("|".join((
+    r"^WARNING: Using incubator modules: jdk\.incubator\.vector$",
+    r"^Using Spark's default log4j profile: \S+$",
+    r'^Setting default log level to "WARN"\.$',
+    r"^To adjust logging level use sc\.setLogLevel\(newLevel\)\. For SparkR, use setLogLevel\(newLevel\)\.$",
+    r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN NativeCodeLoader: Unable to load native-hadoop library for your "
+    r"platform\.\.\. using builtin-java classes where applicable$",
+    r"^(?:Starting )?Streaming TransformWithStateInPandas Python worker\b.*$",
+    r"^\[IterativeImputer\] (?:Completing matrix with shape \(\d+, \d+\)|Change: [\d.e+-]+, scaled tolerance: "
+    r"[\d.e+-]+ ?|Early stopping criterion (?:not )?reached\.)$",
+)))
+
+
+def strip_engine_chatter(notebook: nbformat.NotebookNode) -> int:
+    """Remove `ENGINE_CHATTER` lines (and the blank lines around them) from the notebook's stream outputs, in
+    place; an output left empty is dropped. Returns how many outputs changed."""
+    changed = 0
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream":
+                kept.append(output)
+                continue
+            lines = output.get("text", "").split("\n")
+            chatter = [bool(ENGINE_CHATTER.match(line)) for line in lines]
+            if not any(chatter):
+                kept.append(output)
+                continue
+            changed += 1
+            rest = [line for line, noise in zip(lines, chatter) if not noise]
+            if any(line.strip() for line in rest):
+                output["text"] = "\n".join(rest).lstrip("\n")
+                kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return changed
+
+
 def _clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of the notebook without progress bars (the original is left as it is)."""
+    """A copy of the notebook without progress bars and engine chatter (the original is left as it is)."""
     notebook = copy.deepcopy(notebook)
     strip_progress_bars(notebook)
+    strip_engine_chatter(notebook)
     return notebook
 
 

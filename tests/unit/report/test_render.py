@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from atelier.report import tables
 from atelier.report.notebook import run_notebook
-from atelier.report.render import render_html, strip_progress_bars
+from atelier.report.render import render_html, strip_engine_chatter, strip_progress_bars
 from atelier.segment import density
 
 
@@ -116,3 +116,27 @@ def test_a_kernel_s_progress_bars_reach_the_log_but_not_the_report(tmp_path, cap
                  Path(str(html).replace(".html", ".story.html")).read_text(encoding="utf-8")):
         assert "distinct loop" not in text and "finished 3" in text
         assert "2.000" not in text and "0.100" in text
+
+
+def test_engine_chatter_is_stripped_and_the_rest_printed_stays():
+    spark = ("WARNING: Using incubator modules: jdk.incubator.vector\n",
+             "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties\n"
+             'Setting default log level to "WARN".\n'
+             "To adjust logging level use sc.setLogLevel(newLevel). For SparkR, use setLogLevel(newLevel).\n",
+             "26/12/04 01:39:17 WARN NativeCodeLoader: Unable to load native-hadoop library for your platform... "
+             "using builtin-java classes where applicable\n",
+             "Starting Streaming TransformWithStateInPandas Python worker.\n\n",
+             "26/12/04 01:39:18 WARN TaskSetManager: Lost task 0.0 in stage 3.0\n")  # a real warning: kept
+    notebook = _notebook_with(*spark)
+    notebook.cells[1].outputs.append(new_output("stream", name="stdout", text=(
+        "[IterativeImputer] Completing matrix with shape (71261, 27)\n"
+        "[IterativeImputer] Change: 563.244126704494, scaled tolerance: 1.4599186226851852 \n"
+        "[IterativeImputer] Early stopping criterion reached.\n"
+        "iterative imputation: 30 raw features, 57 prepared columns\n")))
+    assert strip_engine_chatter(notebook) == 5
+    assert [(o.name, o.text) for o in notebook.cells[1].outputs] == [
+        ("stderr", "26/12/04 01:39:18 WARN TaskSetManager: Lost task 0.0 in stage 3.0\n"),
+        ("stdout", "result 42\n"),
+        ("stdout", "iterative imputation: 30 raw features, 57 prepared columns\n"),
+    ]
+    assert strip_engine_chatter(notebook) == 0
