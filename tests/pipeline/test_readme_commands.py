@@ -68,6 +68,11 @@ EXCLUDED = {
     "python benchmarks/serve_load.py": "a load test of minutes; `benchmarks/run.py --quick` is its check",
     "pip download --no-deps": "a fragment of the obd stage's command, which `make repro` runs",
     "pip install -r requirements.lock": "what `make repro` does to build .venv",
+    "make test TEST_WORKERS=1": "the same suite as `make test` (this test is part of it), on one process",
+    "python benchmarks/spark_stream.py": "minutes of Spark at default size; `benchmarks/run.py --quick` runs it on a "
+                                         "day, tests/unit/replay/test_spark.py checks the same engine",
+    "python benchmarks/spark_scaling.py --engine embedded|spark --data <folder>": "a placeholder folder; "
+        "`benchmarks/run.py --quick` runs it at 20,000 customers",
 }
 
 
