@@ -185,7 +185,8 @@ def bad_data_demos(tables: dict[str, pd.DataFrame], settings: Settings) -> BadDa
     params = {"validate": settings.validate}
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        rows = datachecks.run_demo(tables, params, Path(scratch), seed=settings.seed, per_problem=settings.per_problem)
+        rows = datachecks.run_demo(tables, params, Path(scratch), seed=settings.seed, per_problem=settings.per_problem,
+                                   workers=settings.workers)
         schema = datachecks.schema_demo(tables, params, Path(scratch))
         seconds = time.perf_counter() - started
     stream, books = pd.DataFrame(), {}
