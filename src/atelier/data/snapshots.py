@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from atelier.core.config import ParamsError
-from atelier.core.parallel import ordered_map
+from atelier.core.parallel import dealt_map
 from atelier.data.features import FeatureSettings, build_snapshot, label_window_complete
 
 
@@ -114,16 +114,15 @@ def build_snapshots(
     complete = [label_window_complete(tables, cutoff, horizon_days) for cutoff in cutoffs]
     if workers <= 1 or len(cutoffs) <= 1:
         return stack_snapshots(tables, cutoffs, horizon_days, settings, complete, progress=True)
-    groups = [list(range(len(cutoffs)))[first::workers] for first in range(min(workers, len(cutoffs)))]
-    built = ordered_map(partial(_snapshot_group, tables, cutoffs, horizon_days, settings, complete), groups, workers)
-    parts = {position: part for group, group_parts in zip(groups, built) for position, part in zip(group, group_parts)}
-    return pd.concat([parts[position] for position in range(len(cutoffs))])
+    parts = dealt_map(partial(_snapshot_at, tables, cutoffs, horizon_days, settings, complete), range(len(cutoffs)),
+                      workers)
+    return pd.concat(parts)
 
 
-def _snapshot_group(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int,
-                    settings: FeatureSettings, complete: list[bool], positions: list[int]) -> list[pd.DataFrame]:
-    """The snapshots of the cutoffs at `positions` (one worker's share of `build_snapshots`)."""
-    return [_labelled_snapshot(tables, cutoffs[p], horizon_days, settings, complete[p]) for p in positions]
+def _snapshot_at(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int,
+                 settings: FeatureSettings, complete: list[bool], position: int) -> pd.DataFrame:
+    """The snapshot of the cutoff at `position` (a worker's part of `build_snapshots`)."""
+    return _labelled_snapshot(tables, cutoffs[position], horizon_days, settings, complete[position])
 
 
 def _labelled_snapshot(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, horizon_days: int,

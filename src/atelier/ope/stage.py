@@ -25,7 +25,7 @@ import pandas as pd
 
 from atelier.core import paths
 from atelier.core.io import write_json
-from atelier.core.parallel import ordered_map
+from atelier.core.parallel import dealt_map
 from atelier.data.features import FeatureSettings
 from atelier.ope import obd
 from atelier.ope.analysis import OpeSettings
@@ -132,8 +132,8 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
     start = context.initial_state()  # built once (seconds); each run gets its own copy
     policies = [settings.exploration] + [Exploration(epsilon=0.0, base=name) for name in settings.targets]
     # The runs are independent (each its own copy of the state, the same seeded world): they run on
-    # replay.workers processes, with the same visits and decisions as one after another.
-    frames = ordered_map(partial(explored_run, context, start, loop_settings, windows), policies, base.workers)
+    # replay.workers processes (the context sent once to each), with the same visits and decisions as one by one.
+    frames = dealt_map(partial(explored_run, context, start, loop_settings, windows), policies, base.workers)
     explored, truths, outcomes = frames[0], {}, {}
     for name, (visits, _) in zip(settings.targets, frames[1:]):
         truths[name] = float(visits["purchased"].astype(bool).mean())

@@ -7,7 +7,7 @@ from functools import partial
 
 import pandas as pd
 
-from atelier.core.parallel import ordered_map
+from atelier.core.parallel import dealt_map
 from atelier.ope import stage as ope_stage
 from atelier.replay.explore import Exploration
 
@@ -19,7 +19,7 @@ def test_runs_on_two_workers_are_the_runs_one_after_another(context):
                 Exploration(epsilon=0.0, base="default")]
     run = partial(ope_stage.explored_run, context, start, settings, 24)
     serial = [run(policy) for policy in policies]
-    parallel = ordered_map(run, policies, workers=2)
+    parallel = dealt_map(run, policies, workers=2)
     for (visits, decisions), (expected_visits, expected_decisions) in zip(parallel, serial):
         pd.testing.assert_frame_equal(visits, expected_visits)
         pd.testing.assert_frame_equal(decisions, expected_decisions)
