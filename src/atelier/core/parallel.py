@@ -7,6 +7,7 @@ not depend on how many workers there are: the same params give the same numbers 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,3 +24,21 @@ def ordered_map(function: Callable[[T], Any], items: Iterable[T], workers: int) 
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=min(workers, len(items)), backend="loky")(delayed(function)(item) for item in items)
+
+
+def _each(function: Callable[[T], Any], group: list[T]) -> list[Any]:
+    return [function(item) for item in group]
+
+
+def dealt_map(function: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
+    """`ordered_map` with the items dealt to `workers` tasks (every `workers`-th item in one), so whatever
+    `function` carries (a partial's data) is sent to each process once, not once per item; results in order."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    groups = [items[first::workers] for first in range(min(workers, len(items)))]
+    done = ordered_map(partial(_each, function), groups, workers)
+    results: list[Any] = [None] * len(items)
+    for first, group_results in enumerate(done):
+        results[first::len(groups)] = group_results
+    return results

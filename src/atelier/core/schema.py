@@ -104,6 +104,7 @@ SCHEMA: dict[str, Any] = {
             ("customers", "seeds", "min_lime_score", "min_seed_stability", "min_sign_agreement", "min_top_k_overlap",
              "correlation_threshold"), LEAF),
         "guard": dict.fromkeys(("kinds", "days", "psi_threshold", "min_auc_ratio", "min_scorings"), LEAF),
+        "workers": LEAF,
     },
     # Sections of features built beside this one (a service, a Spark engine, recommendations, off-policy
     # evaluation): accepted as they are until their keys are listed here.

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from atelier.core.config import ParamsError
+from atelier.core.parallel import dealt_map
 from atelier.data.features import FeatureSettings, build_snapshot, label_window_complete
 
 
@@ -99,14 +101,39 @@ def check_cutoffs(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp]) 
 
 
 def build_snapshots(
-    tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int, settings: FeatureSettings
+    tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int, settings: FeatureSettings,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Stacked snapshots for every cutoff (index: customer_id; columns include cutoff and label).
 
     A cutoff whose label window runs past the end of the data gets an empty label (censored), not 0.
+    The cutoffs are independent: with `workers` > 1 they are built on that many processes (every
+    `workers`-th cutoff in one, so the tables are sent once per process), stacked in the same order: the same
+    frame as one after another.
     """
     complete = [label_window_complete(tables, cutoff, horizon_days) for cutoff in cutoffs]
-    return stack_snapshots(tables, cutoffs, horizon_days, settings, complete, progress=True)
+    if workers <= 1 or len(cutoffs) <= 1:
+        return stack_snapshots(tables, cutoffs, horizon_days, settings, complete, progress=True)
+    parts = dealt_map(partial(_snapshot_at, tables, cutoffs, horizon_days, settings, complete), range(len(cutoffs)),
+                      workers)
+    return pd.concat(parts)
+
+
+def _snapshot_at(tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], horizon_days: int,
+                 settings: FeatureSettings, complete: list[bool], position: int) -> pd.DataFrame:
+    """The snapshot of the cutoff at `position` (a worker's part of `build_snapshots`)."""
+    return _labelled_snapshot(tables, cutoffs[position], horizon_days, settings, complete[position])
+
+
+def _labelled_snapshot(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, horizon_days: int,
+                       settings: FeatureSettings, whole: bool) -> pd.DataFrame:
+    """One cutoff's snapshot, its label nullable (Int8) and empty when the label window is not `whole`."""
+    snapshot = build_snapshot(tables, cutoff, horizon_days, settings)
+    if not whole:
+        snapshot["label"] = pd.Series(pd.NA, index=snapshot.index, dtype="Int8")
+    else:
+        snapshot["label"] = snapshot["label"].astype("Int8")
+    return snapshot
 
 
 def stack_snapshots(
@@ -115,15 +142,10 @@ def stack_snapshots(
 ) -> pd.DataFrame:
     """`build_snapshots` with the label-window verdict per cutoff given (`complete`): a distributed engine runs this
     on each partition of customers, with the verdict taken over all the data."""
-    parts = []
-    for cutoff, whole in zip(tqdm(cutoffs, desc="prep: snapshots", file=sys.stderr, disable=not progress), complete):
-        snapshot = build_snapshot(tables, cutoff, horizon_days, settings)
-        if not whole:
-            snapshot["label"] = pd.Series(pd.NA, index=snapshot.index, dtype="Int8")
-        else:
-            snapshot["label"] = snapshot["label"].astype("Int8")
-        parts.append(snapshot)
-    return pd.concat(parts)
+    return pd.concat([
+        _labelled_snapshot(tables, cutoff, horizon_days, settings, whole)
+        for cutoff, whole in zip(tqdm(cutoffs, desc="prep: snapshots", file=sys.stderr, disable=not progress), complete)
+    ])
 
 
 def training_rows(snapshots: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> pd.Series:

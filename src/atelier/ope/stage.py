@@ -17,6 +17,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,16 @@ import pandas as pd
 
 from atelier.core import paths
 from atelier.core.io import write_json
+from atelier.core.parallel import dealt_map
 from atelier.data.features import FeatureSettings
 from atelier.ope import obd
 from atelier.ope.analysis import OpeSettings
+from atelier.replay.context import ReplayContext
 from atelier.replay.engine import StreamProcessor
 from atelier.replay.explore import Exploration
 from atelier.replay.loop import ClosedLoop, ReplaySettings
 from atelier.replay.stage import load_context
+from atelier.replay.state import StreamingState
 
 log = logging.getLogger("atelier.ope")
 
@@ -98,6 +102,17 @@ def load_obd(root: Path, expected: str = obd.WHEEL_SHA256) -> tuple[list[obd.Cam
         return [obd.campaign_logs(wheel, c) for c in obd.CAMPAIGNS], obd.read_prior(wheel)
 
 
+def explored_run(context: ReplayContext, start: StreamingState, settings: ReplaySettings, windows: int,
+                 exploration: Exploration) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The visits and decisions of one closed loop over the first `windows` windows, from a copy of `start`, deciding
+    with `exploration` (a module-level function, so worker processes can run it)."""
+    state = copy.deepcopy(start)
+    loop = ClosedLoop(world=context.world, personalizer=context.personalizer(state, exploration=exploration),
+                      processor=StreamProcessor(state, settings.engine), settings=settings,
+                      strength=settings.response_strength).run(until=windows, progress=False)
+    return loop.frames("visits"), loop.frames("decisions")
+
+
 def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[str, Any], prep: dict[str, Any],
                 timeline: dict[str, Any], simulate: dict[str, Any], source: str) -> dict[str, Any] | None:
     """The exploratory replay (the default page for everyone, exploring with the settings' epsilon) and one truth
@@ -115,23 +130,18 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
         return None
     windows = int(settings.days * 24 * 60 / settings.window_minutes)
     start = context.initial_state()  # built once (seconds); each run gets its own copy
-
-    def run(exploration: Exploration) -> ClosedLoop:
-        state = copy.deepcopy(start)
-        return ClosedLoop(world=context.world, personalizer=context.personalizer(state, exploration=exploration),
-                          processor=StreamProcessor(state, loop_settings.engine), settings=loop_settings,
-                          strength=loop_settings.response_strength).run(until=windows, progress=False)
-
-    explored = run(settings.exploration)
-    truths, outcomes = {}, {}
-    for name in settings.targets:
-        visits = run(Exploration(epsilon=0.0, base=name)).frames("visits")
+    policies = [settings.exploration] + [Exploration(epsilon=0.0, base=name) for name in settings.targets]
+    # The runs are independent (each its own copy of the state, the same seeded world): they run on
+    # replay.workers processes (the context sent once to each), with the same visits and decisions as one by one.
+    frames = dealt_map(partial(explored_run, context, start, loop_settings, windows), policies, base.workers)
+    explored, truths, outcomes = frames[0], {}, {}
+    for name, (visits, _) in zip(settings.targets, frames[1:]):
         truths[name] = float(visits["purchased"].astype(bool).mean())
         outcomes[name] = visits.set_index("session_id")["purchased"].astype(float)
-    decisions = explored.frames("decisions")
-    first_day = int(explored.frames("visits")["day"].min())
+    visits, decisions = explored
+    first_day = int(visits["day"].min())
     ab_file = Path(root) / paths.VISITS_FILE
-    return {"decisions": decisions, "visits": explored.frames("visits"), "truths": truths,
+    return {"decisions": decisions, "visits": visits, "truths": truths,
             "outcomes": pd.DataFrame(outcomes),
             "ab_visits": pd.read_parquet(ab_file) if ab_file.exists() else None, "first_day": first_day}
 

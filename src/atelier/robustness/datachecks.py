@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 from atelier.core import paths
 from atelier.core.config import get
 from atelier.core.contract import TABLES
+from atelier.core.parallel import ordered_map
 from atelier.data import faults, validate
 from atelier.data.features import FeatureSettings, microseconds
 from atelier.replay.engine import (
@@ -185,21 +187,51 @@ def _bounds(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def validate_as_csv(tables: dict[str, pd.DataFrame], params: dict[str, Any], folder: Path) -> validate.ValidationResult:
-    """Write `tables` to `folder` as contract CSV files and validate them as the `validate` stage reads
-    them (read_tables + validate_tables; nothing is written into the project's data/ folder)."""
+#: pandas formats the rows of `to_csv` in chunks of this many cells, each chunk on its own (CSVFormatter).
+CSV_CHUNK_CELLS = 100_000
+
+
+def _csv_text(chunk_rows: int, part: tuple[pd.DataFrame, bool]) -> str:
+    frame, header = part
+    return frame.to_csv(index=False, header=header, chunksize=chunk_rows)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, workers: int = 1) -> None:
+    """`frame.to_csv(path, index=False)`, its rows formatted in up to `workers` parts on as many processes.
+
+    The parts split where pandas starts a new chunk of rows anyway (it formats each chunk on its own, dates
+    included), so the file holds the same bytes as one `to_csv`.
+    """
+    chunk_rows = max(1, CSV_CHUNK_CELLS // max(1, len(frame.columns)))
+    chunks = -(-len(frame) // chunk_rows)
+    if workers <= 1 or chunks <= 1:
+        frame.to_csv(path, index=False, chunksize=chunk_rows)
+        return
+    rows = -(-chunks // workers) * chunk_rows  # whole chunks per part
+    parts = [(frame.iloc[start:start + rows], start == 0) for start in range(0, len(frame), rows)]
+    texts = ordered_map(partial(_csv_text, chunk_rows), parts, workers)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.writelines(texts)
+
+
+def validate_as_csv(tables: dict[str, pd.DataFrame], params: dict[str, Any], folder: Path,
+                    workers: int = 1) -> validate.ValidationResult:
+    """Write `tables` to `folder` as contract CSV files (each on up to `workers` processes: the same files) and
+    validate them as the `validate` stage reads them (read_tables + validate_tables; nothing is written into the
+    project's data/ folder)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         (folder / f"{name}.csv").unlink(missing_ok=True)  # no table lingers from an earlier demo
     for name, frame in tables.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
+        write_csv(frame, folder / f"{name}.csv", workers)
     sources = {name: str(path) for name, path in validate.find_table_files(folder).items()}
     return validate.validate_tables(validate.read_tables(folder), sources=sources, **_bounds(params))
 
 
 def run_demo(
-    tables: dict[str, pd.DataFrame], params: dict[str, Any], workdir: Path, seed: int, per_problem: int
+    tables: dict[str, pd.DataFrame], params: dict[str, Any], workdir: Path, seed: int, per_problem: int,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Inject every row fault of `faults.FAULTS`, validate the CSV copy in `workdir`, say per fault what was caught.
 
@@ -208,12 +240,13 @@ def run_demo(
     rows got), also_quarantined (untouched rows quarantined because of them: the rest of a session
     that now has two customers). The last row of each table is the control: `injected` counts its
     untouched rows and `caught` those quarantined without an injected cause (false alarms; should be 0).
+    `workers`: processes writing the CSV copy (`write_csv`: the same files).
     """
     bounds = _bounds(params)
     corrupted, manifest = faults.inject(
         tables, seed, per_problem, valid_from=bounds["valid_from"], valid_until=bounds["valid_until"]
     )
-    result = validate_as_csv(corrupted, params, Path(workdir) / "row_problems")
+    result = validate_as_csv(corrupted, params, Path(workdir) / "row_problems", workers)
     return faults.scorecard(corrupted, manifest, result.quarantine)
 
 

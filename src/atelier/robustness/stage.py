@@ -58,6 +58,7 @@ class Settings:
     explain: trust.ExplainSettings
     drill: rollback.DrillSettings
     per_problem: int
+    workers: int = 1  #: params.yaml robustness.workers: processes for independent work (results do not depend on it)
 
     @classmethod
     def from_params(
@@ -99,6 +100,9 @@ class Settings:
                 "params.yaml robustness.injection.per_problem: rows per injected problem, 1 or more, "
                 f"got {per_problem!r}"
             )
+        workers = robustness.get("workers", 1)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ParamsError(f"params.yaml robustness.workers: a number of processes, 1 or more, got {workers!r}")
         if robustness["retraining"].get("start") is not None and robustness["retraining"].get("end") is not None:
             retraining.RetrainingSettings.from_params(
                 robustness["retraining"]
@@ -116,6 +120,7 @@ class Settings:
             explain=trust.ExplainSettings.from_params(robustness["explainability"]),
             drill=rollback.DrillSettings.from_params(robustness["guard"]),
             per_problem=per_problem,
+            workers=workers,
         )
 
     @property
@@ -180,7 +185,8 @@ def bad_data_demos(tables: dict[str, pd.DataFrame], settings: Settings) -> BadDa
     params = {"validate": settings.validate}
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        rows = datachecks.run_demo(tables, params, Path(scratch), seed=settings.seed, per_problem=settings.per_problem)
+        rows = datachecks.run_demo(tables, params, Path(scratch), seed=settings.seed, per_problem=settings.per_problem,
+                                   workers=settings.workers)
         schema = datachecks.schema_demo(tables, params, Path(scratch))
         seconds = time.perf_counter() - started
     stream, books = pd.DataFrame(), {}

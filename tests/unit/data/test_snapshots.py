@@ -85,6 +85,14 @@ def test_build_snapshots_labels_and_censoring(tiny_tables):
     assert pd.isna(summary.at["2025-06-15", "label_rate"]) and pd.isna(summary.at["2025-06-15", "buyers_in_window"])
 
 
+def test_two_workers_build_the_same_snapshots_as_one(tiny_tables):
+    cutoffs = [*CUTOFFS, pd.Timestamp("2025-05-15"), pd.Timestamp("2025-06-15")]  # the last one censored
+    serial = build_snapshots(tiny_tables, cutoffs, HORIZON, SETTINGS)
+    parallel = build_snapshots(tiny_tables, cutoffs, HORIZON, SETTINGS, workers=2)
+    pd.testing.assert_frame_equal(parallel, serial)  # stacked in the cutoffs' order, though built interleaved
+    assert list(parallel["cutoff"].unique()) == cutoffs and parallel["label"].isna().any()
+
+
 def test_timeline_from_params():
     timeline = Timeline.from_params({"cutoffs": ["2025-05-01", "2025-04-01"], "horizon_days": 30})
     assert timeline.cutoffs == CUTOFFS and timeline.horizon_days == 30

@@ -69,6 +69,25 @@ def test_no_untouched_row_is_quarantined_and_collateral_is_explained(demo):
     assert controls.loc["events", "injected"] == 1200 - event_faults * PER_PROBLEM
 
 
+def test_a_csv_written_in_parts_on_two_workers_has_the_same_bytes(tmp_path):
+    rows = 80_000  # 4 columns: pandas formats 25,000 rows at a time, so 4 chunks, 2 per worker
+    stamps = pd.Timestamp("2025-03-01") + pd.to_timedelta(np.arange(rows) * 7, unit="s")
+    # Dates only up to row 40,000: pandas writes its first chunk as dates and its second with times; parts split
+    # at row 40,000 (half the rows, not a chunk boundary) would write rows 25,000-39,999 as dates.
+    stamps = stamps.where(np.arange(rows) >= 40_000, stamps.normalize())
+    frame = pd.DataFrame({"id": pd.array(np.arange(rows), dtype=object), "ts": stamps,
+                          "amount": np.where(np.arange(rows) % 97 == 0, np.nan, np.arange(rows) / 3),
+                          "text": pd.array(["a,b", None, "c\"d", "e"] * (rows // 4), dtype=object)})
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    datachecks.write_csv(frame, tmp_path / "parts.csv", workers=2)
+    datachecks.write_csv(frame, tmp_path / "one.csv", workers=1)
+    plain = (tmp_path / "plain.csv").read_bytes()
+    assert (tmp_path / "parts.csv").read_bytes() == plain == (tmp_path / "one.csv").read_bytes()
+    assert plain.count(b"\n") == rows + 1 and b"\n0,2025-03-01,," in plain and b"\n25000,2025-03-03 00:00:00," in plain
+    datachecks.write_csv(frame.iloc[:10], tmp_path / "small.csv", workers=2)  # one chunk: written in process
+    assert (tmp_path / "small.csv").read_bytes() == frame.iloc[:10].to_csv(index=False).encode()
+
+
 def test_orders_and_customers_with_text_ids(tables, tmp_path):
     """No events (so no events problems), and customer ids that are text: the same problems are caught."""
     as_text = lambda ids: "C" + ids.astype(str).str.zfill(4)  # noqa: E731

@@ -234,6 +234,22 @@ def test_output_repeats_on_rerun_with_a_seeded_xgboost():
     assert auc["monthly"].iloc[-1] > auc["never"].iloc[-1] + 0.2
 
 
+def test_fits_on_two_workers_give_the_same_table_as_one_by_one():
+    def boosted():  # two threads in process, one in each worker: the same trees
+        return candidates.tuned("xgboost", {"n_estimators": 15, "max_depth": 2, "learning_rate": 0.3}, NUMERIC,
+                                CATEGORICAL, dataclasses.replace(SETTINGS, threads=2))
+
+    snapshots = synthetic_snapshots(shifted=("2025-05-01",))
+    serial = simulate(snapshots, make_model=boosted)
+    pd.testing.assert_frame_equal(simulate(snapshots, make_model=boosted, workers=2), serial)
+    assert serial["retrained"].sum() > 3  # several fits, made in the workers
+    # without the monthly policy only the first fit is made up front; the drift policy's later fits come as needed
+    drift_only = dict(policies=["never", "drift"], psi_threshold=0.1)
+    drift_table = simulate(snapshots, make_model=boosted, **drift_only)
+    pd.testing.assert_frame_equal(simulate(snapshots, make_model=boosted, workers=2, **drift_only), drift_table)
+    assert drift_table.loc[drift_table["policy"] == "drift", "retrained"].sum() >= 2  # a later fit, made lazily
+
+
 def test_errors_name_the_argument_or_parameter():
     snapshots = synthetic_snapshots()
     with pytest.raises(ParamsError, match="robustness.retraining.window_months"):

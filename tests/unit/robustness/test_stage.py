@@ -39,6 +39,7 @@ def test_settings_take_the_sections_the_stage_declares():
     assert built.drill.kinds == ("shuffled_labels", "dropped_features") and built.drill.guard.min_scorings == 5
     assert built.engine.allowed_lateness_seconds == float(SECTIONS["replay"]["allowed_lateness_seconds"])
     assert built.validate == SECTIONS["validate"] and built.retraining["window_months"] == 1
+    assert built.workers == SECTIONS["robustness"]["workers"] == 2
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,8 @@ def test_settings_take_the_sections_the_stage_declares():
         ("timeline", {"horizon_days": True}, "timeline.horizon_days"),
         ("robustness", {"injection": {"per_problem": 0}}, "robustness.injection.per_problem"),
         ("robustness", {"injection": {}}, "robustness.injection.per_problem"),
+        ("robustness", {"workers": 0}, "robustness.workers"),
+        ("robustness", {"workers": 1.5}, "robustness.workers"),
         ("robustness", {"guard": {"kinds": ["broken"], "days": 3}}, "robustness.guard.kinds"),
         ("robustness", {"fairness": {"attributes": ["gender"]}}, "robustness.fairness: missing key"),
         (
