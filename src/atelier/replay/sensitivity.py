@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atelier.core.parallel import ordered_map
+from atelier.core.parallel import dealt_map
 from atelier.replay import abtest
 from atelier.replay.context import ReplayContext
 
@@ -49,13 +49,13 @@ def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boo
     of the same arm showing the favourite-category rule's pages instead (`rule_*`; NaN without learned lists).
 
     `known`: runs already made, by (strength, learned), reused instead of replayed; the others run on `workers`
-    processes (each run is seeded on its own: the same visits with 1 worker or 2). `keep` collects each run's
-    visits by (strength, learned)."""
+    processes (the context sent once to each; every run is seeded on its own: the same visits with 1 worker or 2).
+    `keep` collects each run's visits by (strength, learned)."""
     variants = (True, False) if context.recommender is not None else (True,)
     runs = [(float(strength), learned) for strength in strengths for learned in variants]
     known = known or {}
     missing = [run for run in runs if run not in known]
-    visits_by_run = {**known, **dict(zip(missing, ordered_map(partial(_replay_run, context, days), missing, workers)))}
+    visits_by_run = {**known, **dict(zip(missing, dealt_map(partial(_replay_run, context, days), missing, workers)))}
     rows = []
     for strength in strengths:
         row: dict[str, float] = {"strength": strength}
