@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,31 @@ def spark():
     session = spark_engine.build_session(spark_engine.SparkSettings(master="local[2]", shuffle_partitions=2))
     yield session
     session.stop()
+
+
+# ---- Debian's Chromium through Playwright (the shop page and the landing page are checked in a real browser) ----
+CHROMIUM = "/usr/bin/chromium"
+INSTALL = "Chromium is missing: apt-get update && apt-get install -y chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+
+
+def find_chromium(system: str = CHROMIUM) -> str:
+    """Debian's Chromium; without it the test is skipped with the install line, or fails when CI requires it."""
+    executable = system if os.access(system, os.X_OK) else shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("ATELIER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"ATELIER_REQUIRE_BROWSER=1 but {INSTALL}")
+        pytest.skip(INSTALL)
+    return executable
+
+
+@pytest.fixture
+def chromium():
+    executable = find_chromium()
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, args=ARGS)
+        yield browser
+        browser.close()

@@ -7,7 +7,9 @@ import struct
 import zlib
 
 import nbformat
+import pytest
 import yaml
+from conftest import REPO
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from atelier.core import paths
@@ -74,3 +76,24 @@ def test_the_run_label_is_the_first_cell_once_and_goes_when_unset(tmp_path):
         assert "Quick run, again" in (tmp_path / "reports" / name).read_text(encoding="utf-8")
     assert report_index.title_and_question(notebook)[0] == "2 · Segments that hold", "the banner is not a title"
     assert add_run_label(notebook, None) and len(notebook.cells) == cells
+
+
+def _heading(name: str) -> str:
+    """The first heading of the project's own notebook (its real, long title)."""
+    source = nbformat.read(REPO / paths.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    first = next(cell.source for cell in source.cells if cell.cell_type == "markdown")
+    return first.splitlines()[0].lstrip("# ").strip()
+
+
+@pytest.mark.parametrize("width", [1400, 390], ids=["wide screen", "phone"])
+def test_the_landing_page_never_scrolls_sideways_in_chromium(tmp_path, chromium, width):
+    for name in paths.NOTEBOOK_STAGES.values():
+        write_report(tmp_path, name, executed_notebook(title=_heading(name)))
+    index = report_index.build_index(tmp_path)
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    page.goto(index.resolve().as_uri())
+    overflowing = page.evaluate("() => [...document.querySelectorAll('body *')].filter(e => "
+                                "e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName)")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), overflowing
+    assert page.evaluate("document.querySelectorAll('table.phases tbody tr').length") == len(paths.NOTEBOOK_STAGES)
+    page.close()

@@ -8,31 +8,15 @@ ATELIER_REQUIRE_BROWSER=1 (CI), which turns the skip into a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import REPO
+from conftest import REPO, find_chromium
 
 from atelier.core import paths
 
 from .conftest import customer_with_arm
-
-CHROMIUM = "/usr/bin/chromium"
-INSTALL = "Chromium is missing: apt-get update && apt-get install -y chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
-
-
-def find_chromium(system: str = CHROMIUM) -> str:
-    """Debian's Chromium; without it the test is skipped with the install line, or fails when CI requires it."""
-    executable = system if os.access(system, os.X_OK) else shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("ATELIER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"ATELIER_REQUIRE_BROWSER=1 but {INSTALL}")
-        pytest.skip(INSTALL)
-    return executable
 
 
 def test_a_missing_browser_is_skipped_with_the_install_line_unless_ci_requires_it(monkeypatch, tmp_path):
@@ -43,18 +27,6 @@ def test_a_missing_browser_is_skipped_with_the_install_line_unless_ci_requires_i
     monkeypatch.setenv("ATELIER_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="ATELIER_REQUIRE_BROWSER=1 but Chromium is missing"):
         find_chromium(str(tmp_path / "chromium"))
-
-
-@pytest.fixture
-def chromium():
-    executable = find_chromium()
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=executable, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def test_clicks_change_the_page_live_in_chromium(chromium, live, service):
