@@ -278,7 +278,8 @@ dl{display:grid;grid-template-columns:minmax(8rem,max-content) auto;gap:.2rem 1r
 dt{font-weight:600}dd{margin:0}
 @media (max-width:40rem){body{margin:1rem auto}
 .phases th:nth-child(2),.phases td:nth-child(2),.phases th:nth-child(4),.phases td:nth-child(4){display:none}
-.phases th,.phases td{padding:.3rem .3rem;overflow-wrap:anywhere}
+.phases th,.phases td{padding:.3rem .3rem}.phases td:nth-child(3){overflow-wrap:anywhere}
+.phases td:nth-child(1){white-space:nowrap}
 dl{grid-template-columns:1fr}dd{margin:0 0 .4rem}figure img.wide{min-width:48rem;max-width:none}}"""
 #: A plot at least this many times as wide as it is tall has several panels: on a phone it scrolls instead of
 #: shrinking until its labels cannot be read.
