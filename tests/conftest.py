@@ -1,15 +1,20 @@
-"""Shared fixtures: a tiny version of the project's parameters and a tiny simulated, validated shop."""
+"""Shared fixtures: a tiny version of the project's parameters, a tiny simulated, validated shop, and the whole
+project built at those parameters by `make repro` (once per test run, whatever the number of xdist workers)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
+from atelier.core import paths
 from atelier.core.config import load_params
 from atelier.data import stage as data_stage
 
@@ -78,6 +83,88 @@ def tiny_root(tmp_path_factory) -> Path:
     data_stage.run_simulate(params, root)
     data_stage.run_validate(params, root)
     return root
+
+
+# ---- The project as a new user builds it: a fresh copy, `make repro` with nothing of the project's on PATH ----
+#: The label of `make quick` in `built_project` (its params.quick.yaml adds only this: the same parameters).
+QUICK_LABEL = "Quick run (test): the tiny parameters again"
+#: A new user's shell: the system's directories only (no .venv, no dvc).
+BARE_PATH = "/usr/bin:/bin"
+
+
+def bare_bash(script: str, root: Path, timeout: int = 3000) -> subprocess.CompletedProcess:
+    """Run `script` in bash in `root` with a new user's environment (BARE_PATH, a committer for git)."""
+    env = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", str(root)), "LANG": "C.UTF-8",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def fresh_copy(destination: Path) -> Path:
+    """The files a clone would have (tracked, plus new files not ignored), in a new git repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for name in ("dvc.lock",):  # a fresh user run starts from no recorded state
+        (destination / name).unlink(missing_ok=True)
+    wheel = REPO / paths.OBD_WHEEL  # the `obd` stage's pinned download: reused (it verifies it) instead of fetched
+    if wheel.exists():
+        (destination / paths.OBD_WHEEL).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, destination / paths.OBD_WHEEL)
+    subprocess.run(["git", "init", "-q"], cwd=destination, check=True)
+    return destination
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    """A copy of a built project (its git repo, DVC cache and outputs; .venv stays a link) to change freely."""
+    return Path(shutil.copytree(source, destination, symlinks=True))
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory, worker_id) -> Path:
+    """A fresh copy of the project at tiny parameters, committed to git, after `make repro` run as the README
+    prints it (bash, BARE_PATH; the project's .venv linked in, as `make repro` would build it).
+
+    Built once per test run and shared by the xdist workers (the first to ask builds it under a file lock; the
+    others wait and reuse it). Read it, never change it: a test that changes files works on `copy_project`.
+    `make repro`'s output is in `built_log`.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # each worker has its own basetemp under the run's
+        shared = shared.parent
+    folder = shared / "built"
+    record = folder / "make_repro.json"
+    with FileLock(str(shared / "built.lock")):
+        if not record.exists():
+            root = fresh_copy(folder / "atelier")
+            write_params(tiny_params(), root)
+            (root / paths.QUICK_PARAMS_FILE).write_text(yaml.safe_dump({"run_label": QUICK_LABEL}), encoding="utf-8")
+            (root / ".venv").symlink_to(REPO / ".venv")  # what `make repro` would build (pip install is not tested)
+            committed = bare_bash("git add -A && git commit -qm 'a clone'", root)
+            result = bare_bash("make repro", root) if committed.returncode == 0 else committed
+            record.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout,
+                                          "stderr": result.stderr}), encoding="utf-8")
+    outcome = json.loads(record.read_text(encoding="utf-8"))
+    if outcome["returncode"] != 0:
+        pytest.fail(f"`make repro` failed on the tiny fresh copy:\n{outcome['stderr'][-6000:]}\n"
+                    f"{outcome['stdout'][-2000:]}")
+    return folder / "atelier"
+
+
+@pytest.fixture(scope="session")
+def built_log(built_project) -> str:
+    """What `make repro` printed on stdout while building `built_project`."""
+    return json.loads((built_project.parent / "make_repro.json").read_text(encoding="utf-8"))["stdout"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""The phase notebooks execute at tiny parameters and say what they did (papermill, as the stage runs them)."""
+"""The phase notebooks execute at tiny parameters and say what they did (papermill, as the stage runs them).
+
+On the simulated shop, the reports are those `make repro` wrote in the shared `built_project`; on orders alone
+(no events, customers, products or truth), the notebooks are executed here, one after the other.
+"""
 
 from __future__ import annotations
 
@@ -53,12 +57,9 @@ def _upstream(root: Path, *names: str) -> None:
             stages.execute(name, root)
 
 
-@pytest.fixture(scope="module")
-def prepped_root(tiny_root, tmp_path_factory) -> Path:
-    """A tiny project after the prep notebook ran (shared by the prep and segment tests)."""
-    root = _project_copy(tiny_root, tmp_path_factory.mktemp("prepped") / "project")
-    stages.execute("prep", root)
-    return root
+def _report(root: Path, stage: str) -> Path:
+    """The executed notebook of a stage in a built project."""
+    return root / paths.REPORT_DIR / f"{paths.NOTEBOOK_STAGES[stage]}.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,9 @@ def orders_only_root(tiny_root, tmp_path_factory) -> Path:
     return root
 
 
-def test_prep_notebook_runs_and_writes_consistent_outputs(prepped_root):
-    root = prepped_root
-    executed = root / "reports" / "01_data_prep.ipynb"
+def test_prep_notebook_runs_and_writes_consistent_outputs(built_project):
+    root = built_project
+    executed = _report(root, "prep")
 
     text = _rendered_text(executed)
     assert "identical whether or not data after the cutoff is present" in text
@@ -122,9 +123,9 @@ def test_prep_notebook_on_orders_alone_says_what_it_skipped(orders_only_root):
     assert "sessions_total" not in snapshots and "frequency" in snapshots
 
 
-def test_segment_notebook_runs_and_stores_what_it_reports(prepped_root):
-    root = prepped_root
-    executed = stages.execute("segment", root)
+def test_segment_notebook_runs_and_stores_what_it_reports(built_project):
+    root = built_project
+    executed = _report(root, "segment")
 
     text = _rendered_text(executed)
     assert "Reading the sweep" in text and "ARI against personas" in text
@@ -160,10 +161,9 @@ def test_segment_notebook_on_orders_alone_skips_the_truth(orders_only_root):
     assert not {"Window Browsers", "Dormant Sign-ups"} & set(metrics["sizes"])
 
 
-def test_model_notebook_registers_a_champion_that_scores_like_it_reports(prepped_root):
-    root = prepped_root
-    _upstream(root, "segment")  # the model stage carries the segment attributes forward
-    executed = stages.execute("model", root)
+def test_model_notebook_registers_a_champion_that_scores_like_it_reports(built_project):
+    root = built_project
+    executed = _report(root, "model")
 
     text = _rendered_text(executed)
     assert "Champion:" in text and "The oracle reaches" in text and "When not to trust an explanation" in text
@@ -204,12 +204,11 @@ def test_model_notebook_on_orders_alone_has_no_oracle(orders_only_root):
     assert read_json(orders_only_root / "metrics" / "model.json")["oracle"] is None
 
 
-def test_replay_notebook_balances_its_books_and_measures_the_test(prepped_root):
+def test_replay_notebook_balances_its_books_and_measures_the_test(built_project):
     from atelier.replay.policy import REASONS
 
-    root = prepped_root
-    _upstream(root, "segment", "model")
-    executed = stages.execute("replay", root)
+    root = built_project
+    executed = _report(root, "replay")
 
     text = _rendered_text(executed)
     assert "This is a simulation." in text
@@ -262,12 +261,11 @@ def test_replay_notebook_on_orders_alone_runs_open_loop(orders_only_root):
     assert metrics["decisions"]["total"] == len(pd.read_parquet(root / "data" / "replay" / "decisions.parquet"))
 
 
-def test_robustness_notebook_checks_fairness_bad_data_retraining_and_rollback(prepped_root):
+def test_robustness_notebook_checks_fairness_bad_data_retraining_and_rollback(built_project):
     from atelier.robustness import retraining
 
-    root = prepped_root
-    _upstream(root, "segment", "model", "replay")
-    text = _rendered_text(stages.execute("robustness", root))
+    root = built_project
+    text = _rendered_text(_report(root, "robustness"))
     assert "Is the model fair across groups?" in text and "## Try this" in text
     metrics = read_json(root / "metrics" / "robustness.json")
     checks = metrics["data_checks"]

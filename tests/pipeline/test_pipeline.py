@@ -1,10 +1,14 @@
-"""`dvc repro` in a fresh copy of the project at tiny parameters, as a new user would run it."""
+"""`dvc repro` in a fresh copy of the project at tiny parameters, as a new user would run it.
+
+The build itself is the shared `built_project` fixture (`make repro` on a fresh copy, once per test run); that the
+same parameters give byte-identical metrics from scratch is checked by tests/pipeline/test_readme_commands.py,
+whose `make quick` rebuilds everything in quick/ at the same parameters and compares.
+"""
 
 from __future__ import annotations
 
 import copy
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, tiny_params, write_params
+from conftest import copy_project, fresh_copy, tiny_params, write_params
 
-from atelier.core import paths
 from atelier.core.io import read_json
 
 pytestmark = pytest.mark.slow
@@ -33,31 +36,6 @@ def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Comple
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def fresh_copy(destination: Path) -> Path:
-    """The files a clone would have (tracked, plus new files not ignored), in a new git repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    for name in ("dvc.lock",):  # a fresh user run starts from no recorded state
-        (destination / name).unlink(missing_ok=True)
-    wheel = REPO / paths.OBD_WHEEL  # the `obd` stage's pinned download: reused (it verifies it) instead of fetched
-    if wheel.exists():
-        (destination / paths.OBD_WHEEL).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(wheel, destination / paths.OBD_WHEEL)
-    _run(["git", "init", "-q"], destination)
-    return destination
 
 
 def _stages_run(output: str) -> set[str]:
@@ -91,34 +69,26 @@ def _descendants(root: Path) -> dict[str, set[str]]:
     return {stage: below(stage) for stage in ALL_STAGES}
 
 
-def test_dvc_repro_builds_the_pipeline_reruns_only_what_changed_and_repeats_its_metrics(tmp_path):
-    root = fresh_copy(tmp_path / "atelier")
+def test_make_repro_builds_the_pipeline_and_then_reruns_nothing(built_project, built_log, tmp_path):
+    built = built_project
     params = tiny_params()
-    write_params(params, root)
-
-    first = _run(["dvc", "repro"], root)
-    assert _stages_run(first.stdout) == ALL_STAGES
-    simulated = read_json(root / "metrics" / "simulate.json")
+    assert _stages_run(built_log) == ALL_STAGES
+    simulated = read_json(built / "metrics" / "simulate.json")
     assert simulated["customers"] == 400 and simulated["events"] > 0
-    assert read_json(root / "metrics" / "validate.json")["tables"]["orders"]["rows_quarantined"] == 0
-    assert sorted(read_json(root / "metrics" / "prep.json")["cutoffs"]) == params["timeline"]["cutoffs"]
-    assert read_json(root / "metrics" / "replay.json")["books"]["balanced"] is True
-    assert read_json(root / "metrics" / "robustness.json")["data_checks"]["missed"] == 0
-    index = (root / "reports" / "index.html").read_text(encoding="utf-8")
+    assert read_json(built / "metrics" / "validate.json")["tables"]["orders"]["rows_quarantined"] == 0
+    assert sorted(read_json(built / "metrics" / "prep.json")["cutoffs"]) == params["timeline"]["cutoffs"]
+    assert read_json(built / "metrics" / "replay.json")["books"]["balanced"] is True
+    assert read_json(built / "metrics" / "robustness.json")["data_checks"]["missed"] == 0
+    index = (built / "reports" / "index.html").read_text(encoding="utf-8")
     for report in REPORTS:
-        assert (root / "reports" / f"{report}.html").stat().st_size > 10_000
-        assert (root / "reports" / f"{report}.story.html").stat().st_size > 10_000
+        assert (built / "reports" / f"{report}.html").stat().st_size > 10_000
+        assert (built / "reports" / f"{report}.story.html").stat().st_size > 10_000
         assert f'href="{report}.html"' in index and f'href="{report}.story.html"' in index
-    metrics = _metrics(root)
 
+    root = copy_project(built, tmp_path / "atelier")
     second = _run(["dvc", "repro"], root)
     assert _stages_run(second.stdout) == set()
     assert "Data and pipelines are up to date" in second.stdout
-
-    # Determinism: everything rebuilt from scratch gives byte-identical metrics.
-    forced = _run(["dvc", "repro", "--force"], root)
-    assert _stages_run(forced.stdout) == ALL_STAGES
-    assert _metrics(root) == metrics, "dvc repro --force changed a metrics file: something is not seeded"
 
     # Which stages a parameter change touches: `--dry` lists the stages whose own params changed
     # (nothing upstream); DVC then reruns those and, as their outputs change, what lies below them.

@@ -4,26 +4,23 @@ Every command-looking line of README.md (a line of a shell block, or an inline c
 a tool: make, dvc, python, ...) is either run here (`RUN`) or excluded with a reason (`EXCLUDED`); a new
 command in the README fails `test_every_readme_command_is_run_or_excluded_with_a_reason` until it is
 placed. The slow test runs the `RUN` commands in README order, in one bash session whose PATH holds
-only the system's directories (as a new user's shell has), on a fresh copy at tiny parameters.
+only the system's directories (as a new user's shell has), on a fresh copy at tiny parameters: the shared
+`built_project`, where `make repro` already ran that way (so here it has nothing left to do).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, tiny_params, write_params
+from conftest import QUICK_LABEL, REPO, bare_bash, copy_project
 
 from atelier.core.io import read_json
-from pipeline.test_pipeline import fresh_copy
 
 README = REPO / "README.md"
 TOOLS = ("make", "dvc", "python", "python3", "source", "git", "conda", "brew", "jupyter", "pip", "pytest", "ruff")
-BARE_PATH = "/usr/bin:/bin"
 
 #: Commands the slow test runs as printed, in README order.
 RUN = {
@@ -123,27 +120,13 @@ def test_the_extraction_finds_shell_lines_and_inline_commands_only():
                                      "dvc exp show"]
 
 
-def _bash(script: str, root: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": BARE_PATH, "HOME": os.environ.get("HOME", str(root)), "LANG": "C.UTF-8",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=3000)
-
-
 def _reports(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((root / "reports").glob("*.html"))}
 
 
 @pytest.mark.slow
-def test_the_readme_commands_run_as_printed_on_a_fresh_copy(tmp_path):
-    root = fresh_copy(tmp_path / "atelier")
-    write_params(tiny_params(), root)
-    label = "Quick run (test): a few hundred customers"
-    (root / "params.quick.yaml").write_text(yaml.safe_dump({"run_label": label, "simulate": {"n_customers": 300}}),
-                                            encoding="utf-8")
-    (root / ".venv").symlink_to(REPO / ".venv")  # what `make repro` would build (pip install is not under test)
-    assert _bash("git add -A && git commit -qm 'a clone'", root).returncode == 0
-
+def test_the_readme_commands_run_as_printed_on_a_fresh_copy(built_project, tmp_path):
+    root = copy_project(built_project, tmp_path / "atelier")
     commands = [c for c in readme_commands(README.read_text(encoding="utf-8")) if c in RUN]
     assert set(commands) == RUN
     before_quick = commands.index("make quick")
@@ -155,7 +138,11 @@ def test_the_readme_commands_run_as_printed_on_a_fresh_copy(tmp_path):
             script.append("sha256sum reports/*.html metrics/*.json > ../before_quick.sha256")
         if command == "make quick":
             script.append("sha256sum -c --quiet ../before_quick.sha256")  # the project's outputs are untouched
-    result = _bash("\n".join(script), root)
+            # quick/ was built from scratch at the project's parameters (params.quick.yaml only adds a label):
+            # the same parameters give byte-identical metrics in another folder, from nothing.
+            script.append("diff -r metrics quick/metrics >&2 || { echo 'quick/metrics differ from metrics/: the "
+                          "same parameters gave other metrics (something is not seeded)' >&2; exit 1; }")
+    result = bare_bash("\n".join(script), root)
     assert result.returncode == 0, f"{result.stderr[-6000:]}\n{result.stdout[-2000:]}"
 
     # `dvc exp run -S segmentation.k=6` ran the experiment in the workspace (dvc exp show's table is cut to the
@@ -167,4 +154,4 @@ def test_the_readme_commands_run_as_printed_on_a_fresh_copy(tmp_path):
     quick = _reports(root / "quick")
     assert set(quick) >= {"index.html", "01_data_prep.html", "07_robustness.story.html"}
     for name, html in quick.items():
-        assert label.encode() in html, f"quick/reports/{name} lacks the quick run's banner"
+        assert QUICK_LABEL.encode() in html, f"quick/reports/{name} lacks the quick run's banner"

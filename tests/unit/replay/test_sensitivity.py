@@ -29,13 +29,15 @@ def test_two_workers_and_a_reused_run_give_the_same_sweep_as_one_by_one(noisy):
 
 
 def test_a_longer_loop_stopped_after_the_sweeps_days_has_made_the_sweeps_run_and_goes_on_unchanged(noisy, tmp_path):
-    whole = noisy.closed_loop().run(progress=False)
+    longer = sensitivity.windows(noisy, 3)  # the report's loop goes on to the replay's end; three days show it
+    whole = noisy.closed_loop().run(until=longer, progress=False)
     paused = noisy.closed_loop(on_decisions=lambda decisions: None)
     paused.run(until=sensitivity.windows(noisy, 1), checkpoint_dir=tmp_path / "ck", progress=False)
-    assert paused.window == sensitivity.windows(noisy, 1) < len(whole.windows())
+    assert paused.window == sensitivity.windows(noisy, 1) < longer < len(whole.windows())
     pd.testing.assert_frame_equal(paused.frames("visits"),
                                   sensitivity.replay_days(noisy, noisy.settings.response_strength, 1))
-    paused.run(checkpoint_dir=tmp_path / "ck", progress=False)
+    paused.run(until=longer, checkpoint_dir=tmp_path / "ck", progress=False)
+    assert paused.window == whole.window == longer
     for kind in ("visits", "decisions", "dead_letters"):
         pd.testing.assert_frame_equal(paused.frames(kind), whole.frames(kind))
 
