@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -130,41 +132,96 @@ def copy_project(source: Path, destination: Path) -> Path:
     return Path(shutil.copytree(source, destination, symlinks=True))
 
 
+def orders_csv(path: Path) -> None:
+    """A hand-made orders file: 60 customers with their own rhythm, some stopping early, plus one bad row.
+
+    Customer ids are text ("C001"), and odd customers' timestamps carry a +01:00 offset.
+    """
+    import pandas as pd
+
+    lines = ["customer_id,order_id,ordered_at,amount"]
+    order_id = 1
+    for customer in range(1, 61):
+        offset = "+01:00" if customer % 2 else ""
+        gap, first, last = 7 + customer % 30, customer % 20, 40 + 3 * customer
+        for day in range(first, min(last, 181), gap):
+            when = pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day, hours=customer % 9)
+            lines.append(
+                f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * (customer % 12) + day % 7:.2f}"
+            )
+            order_id += 1
+    lines.append("C001,O99999,2025-03-03T12:00:00,-5.00")  # a refund booked as an order: quarantined
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _shared_build(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], subprocess.CompletedProcess],
+                  ) -> tuple[Path, dict[str, Any]]:
+    """A project built once per test run by `build(folder)` and shared by the xdist workers; its folder and how
+    the build went (returncode, stdout, stderr).
+
+    The first worker to ask builds it under a file lock; the others wait and reuse it.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # each worker has its own basetemp under the run's
+        shared = shared.parent
+    folder, record = shared / name / "atelier", shared / name / "build.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not record.exists():
+            result = build(folder)
+            record.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout,
+                                          "stderr": result.stderr}), encoding="utf-8")
+    outcome = json.loads(record.read_text(encoding="utf-8"))
+    if outcome["returncode"] != 0:
+        pytest.fail(f"building the shared project '{name}' failed:\n{outcome['stderr'][-6000:]}\n"
+                    f"{outcome['stdout'][-2000:]}")
+    return folder, outcome
+
+
+def _make_repro_on_a_fresh_copy(folder: Path) -> subprocess.CompletedProcess:
+    root = fresh_copy(folder)
+    write_params(tiny_params(), root)
+    (root / paths.QUICK_PARAMS_FILE).write_text(yaml.safe_dump({"run_label": QUICK_LABEL}), encoding="utf-8")
+    (root / ".venv").symlink_to(REPO / ".venv")  # what `make repro` would build (pip install is not tested)
+    committed = bare_bash("git add -A && git commit -qm 'a clone'", root)
+    return bare_bash("make repro", root) if committed.returncode == 0 else committed
+
+
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory, worker_id) -> Path:
     """A fresh copy of the project at tiny parameters, committed to git, after `make repro` run as the README
     prints it (bash, BARE_PATH; the project's .venv linked in, as `make repro` would build it).
 
-    Built once per test run and shared by the xdist workers (the first to ask builds it under a file lock; the
-    others wait and reuse it). Read it, never change it: a test that changes files works on `copy_project`.
-    `make repro`'s output is in `built_log`.
+    Built once per test run and shared by the xdist workers. Read it, never change it: a test that changes
+    files works on `copy_project`. `make repro`'s output is in `built_log`.
     """
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # each worker has its own basetemp under the run's
-        shared = shared.parent
-    folder = shared / "built"
-    record = folder / "make_repro.json"
-    with FileLock(str(shared / "built.lock")):
-        if not record.exists():
-            root = fresh_copy(folder / "atelier")
-            write_params(tiny_params(), root)
-            (root / paths.QUICK_PARAMS_FILE).write_text(yaml.safe_dump({"run_label": QUICK_LABEL}), encoding="utf-8")
-            (root / ".venv").symlink_to(REPO / ".venv")  # what `make repro` would build (pip install is not tested)
-            committed = bare_bash("git add -A && git commit -qm 'a clone'", root)
-            result = bare_bash("make repro", root) if committed.returncode == 0 else committed
-            record.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout,
-                                          "stderr": result.stderr}), encoding="utf-8")
-    outcome = json.loads(record.read_text(encoding="utf-8"))
-    if outcome["returncode"] != 0:
-        pytest.fail(f"`make repro` failed on the tiny fresh copy:\n{outcome['stderr'][-6000:]}\n"
-                    f"{outcome['stdout'][-2000:]}")
-    return folder / "atelier"
+    return _shared_build(tmp_path_factory, worker_id, "built", _make_repro_on_a_fresh_copy)[0]
 
 
 @pytest.fixture(scope="session")
-def built_log(built_project) -> str:
+def built_log(tmp_path_factory, worker_id, built_project) -> str:
     """What `make repro` printed on stdout while building `built_project`."""
-    return json.loads((built_project.parent / "make_repro.json").read_text(encoding="utf-8"))["stdout"]
+    return _shared_build(tmp_path_factory, worker_id, "built", _make_repro_on_a_fresh_copy)[1]["stdout"]
+
+
+def _dvc_repro_on_orders_alone(folder: Path) -> subprocess.CompletedProcess:
+    root = fresh_copy(folder)
+    (root / "mydata").mkdir()
+    orders_csv(root / "mydata" / "orders.csv")
+    params = tiny_params()
+    params["data"].update(source="files", path="mydata")
+    write_params(params, root)
+    (root / ".venv").symlink_to(REPO / ".venv")
+    return bare_bash(".venv/bin/dvc repro", root)
+
+
+@pytest.fixture(scope="session")
+def orders_only_project(tmp_path_factory, worker_id) -> Path:
+    """A fresh copy whose data is one hand-made orders CSV (`orders_csv`: no events, customers, products or
+    truth; text ids, mixed UTC offsets, one refund), after `.venv/bin/dvc repro` (bare PATH) at tiny parameters.
+
+    Built once per test run and shared by the xdist workers; read it, never change it.
+    """
+    return _shared_build(tmp_path_factory, worker_id, "orders_only", _dvc_repro_on_orders_alone)[0]
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,16 @@ for _variable in THREAD_VARIABLES:
     os.environ.setdefault(_variable, "1")
 
 
+#: Optional modules a stage never needs, kept from loading in the stage's process: jsonschema (which nbformat
+#: validates notebooks with) imports rfc3987_syntax when it is installed (JupyterLab's jupyter-events pulls it in),
+#: and that compiles a grammar at import, about a second per stage, for IRI formats no notebook schema has.
+UNUSED_OPTIONAL_MODULES = ("rfc3987_syntax",)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the stage named on the command line; return the exit code."""
+    for name in UNUSED_OPTIONAL_MODULES:
+        sys.modules.setdefault(name, None)  # `import name` now raises ImportError, which jsonschema expects
     parser = argparse.ArgumentParser(prog="python -m atelier", description=__doc__.splitlines()[0])
     parser.add_argument(
         "stage",

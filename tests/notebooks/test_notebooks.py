@@ -1,13 +1,12 @@
 """The phase notebooks execute at tiny parameters and say what they did (papermill, as the stage runs them).
 
-On the simulated shop, the reports are those `make repro` wrote in the shared `built_project`; on orders alone
-(no events, customers, products or truth), the notebooks are executed here, one after the other.
+The reports read here are those the pipeline wrote in the shared builds: `built_project` (the simulated shop)
+and `orders_only_project` (one hand-made orders CSV: no events, customers, products or truth).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -29,14 +28,6 @@ from atelier.segment import stage as segment_stage
 pytestmark = pytest.mark.slow
 
 
-def _project_copy(source_root: Path, destination: Path) -> Path:
-    """A runnable project folder: the tiny data and params plus this repo's notebooks and dvc.yaml."""
-    shutil.copytree(source_root, destination)
-    shutil.copytree(REPO / "notebooks", destination / "notebooks")
-    shutil.copy(REPO / "dvc.yaml", destination / "dvc.yaml")
-    return destination
-
-
 def _rendered_text(executed: Path) -> str:
     """Everything a reader sees: markdown sources and text/markdown outputs."""
     notebook = nbformat.read(executed, as_version=4)
@@ -50,28 +41,9 @@ def _rendered_text(executed: Path) -> str:
     return "\n".join(parts)
 
 
-def _upstream(root: Path, *names: str) -> None:
-    """Run the stages a notebook test needs, unless an earlier test already did (their metrics exist)."""
-    for name in names:
-        if not (root / "metrics" / f"{name}.json").exists():
-            stages.execute(name, root)
-
-
 def _report(root: Path, stage: str) -> Path:
     """The executed notebook of a stage in a built project."""
     return root / paths.REPORT_DIR / f"{paths.NOTEBOOK_STAGES[stage]}.ipynb"
-
-
-@pytest.fixture(scope="module")
-def orders_only_root(tiny_root, tmp_path_factory) -> Path:
-    """A tiny project whose validated data is orders alone, after the prep notebook ran."""
-    root = _project_copy(tiny_root, tmp_path_factory.mktemp("orders_only") / "project")
-    for table in ("events", "customers", "products"):
-        (root / "data" / "validated" / f"{table}.parquet").unlink()
-    for entry in (root / "data" / "truth").iterdir():  # user data: no ground truth
-        entry.unlink()
-    stages.execute("prep", root)
-    return root
 
 
 def test_prep_notebook_runs_and_writes_consistent_outputs(built_project):
@@ -107,9 +79,9 @@ def test_prep_notebook_runs_and_writes_consistent_outputs(built_project):
     assert list(prepared.columns[:-2]) == spec["prepared_columns"] and len(prepared) == len(snapshots)
 
 
-def test_prep_notebook_on_orders_alone_says_what_it_skipped(orders_only_root):
-    root = orders_only_root
-    executed = root / "reports" / "01_data_prep.ipynb"
+def test_prep_notebook_on_orders_alone_says_what_it_skipped(orders_only_project):
+    root = orders_only_project
+    executed = _report(root, "prep")
 
     text = _rendered_text(executed)
     assert "Feature groups skipped for lack of data" in text
@@ -149,13 +121,13 @@ def test_segment_notebook_runs_and_stores_what_it_reports(built_project):
     assert metrics["sweep_best_k"]["log1p"] == sweep.loc[sweep["silhouette"].idxmax(), "k"]
 
 
-def test_segment_notebook_on_orders_alone_skips_the_truth(orders_only_root):
-    executed = stages.execute("segment", orders_only_root)
+def test_segment_notebook_on_orders_alone_skips_the_truth(orders_only_project):
+    executed = _report(orders_only_project, "segment")
     text = _rendered_text(executed)
     assert "there is no ground truth to compare with: skipped" in text
     assert "Not available in this data (skipped)" in text
     assert not re.search(r"ARI against personas: \*\*-?\d", text)  # the sentence's code is there, its output is not
-    metrics = read_json(orders_only_root / "metrics" / "segment.json")
+    metrics = read_json(orders_only_project / "metrics" / "segment.json")
     assert metrics["truth"] is None and "sessions_90d" in metrics["skipped_features"]
     # Without events, rules that need visit features cannot name a segment.
     assert not {"Window Browsers", "Dormant Sign-ups"} & set(metrics["sizes"])
@@ -195,13 +167,12 @@ def test_model_notebook_registers_a_champion_that_scores_like_it_reports(built_p
     assert set(metrics["lime"]["spearman"]) == {explain.PERMUTATION_COLUMN, explain.EXACT_COLUMNS[exact_of]}
 
 
-def test_model_notebook_on_orders_alone_has_no_oracle(orders_only_root):
-    _upstream(orders_only_root, "segment")
-    text = _rendered_text(stages.execute("model", orders_only_root))
+def test_model_notebook_on_orders_alone_has_no_oracle(orders_only_project):
+    text = _rendered_text(_report(orders_only_project, "model"))
     assert "there is no true probability, so no oracle AUC" in text
     assert "no oracle and no gap to attribute" in text and "In this simulated shop" not in text
     assert "lies on the diagonal" not in text  # without the truth, no claim about drift against the oracle
-    assert read_json(orders_only_root / "metrics" / "model.json")["oracle"] is None
+    assert read_json(orders_only_project / "metrics" / "model.json")["oracle"] is None
 
 
 def test_replay_notebook_balances_its_books_and_measures_the_test(built_project):
@@ -250,10 +221,9 @@ def test_replay_notebook_balances_its_books_and_measures_the_test(built_project)
     assert "live store's: **True**" in said
 
 
-def test_replay_notebook_on_orders_alone_runs_open_loop(orders_only_root):
-    root = orders_only_root
-    _upstream(root, "segment", "model")
-    text = _rendered_text(stages.execute("replay", root))
+def test_replay_notebook_on_orders_alone_runs_open_loop(orders_only_project):
+    root = orders_only_project
+    text = _rendered_text(_report(root, "replay"))
     assert "the replay is **open loop**" in text and "Retraining not run: open loop" in text
     metrics = read_json(root / "metrics" / "replay.json")
     assert metrics["closed_loop"] is False and metrics["ab_test"] is None and metrics["books"]["balanced"]
@@ -305,10 +275,9 @@ def test_robustness_notebook_parameters_are_the_stage_sections_with_params_yaml_
     assert values == stages.notebook_parameters(declared, load_params(REPO / "params.yaml"))
 
 
-def test_robustness_notebook_on_orders_alone_says_what_it_skips(orders_only_root):
-    root = orders_only_root
-    _upstream(root, "segment", "model", "replay")
-    text = _rendered_text(stages.execute("robustness", root))
+def test_robustness_notebook_on_orders_alone_says_what_it_skips(orders_only_project):
+    root = orders_only_project
+    text = _rendered_text(_report(root, "robustness"))
     assert "nothing to check" in text and "the drill's daily visitors come from the events table" in text
     assert "the stream demo needs an events table" in text
     metrics = read_json(root / "metrics" / "robustness.json")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_project, fresh_copy, tiny_params, write_params
+from conftest import copy_project, tiny_params, write_params
 
 from atelier.core.io import read_json
 
@@ -115,35 +115,8 @@ def test_make_repro_builds_the_pipeline_and_then_reruns_nothing(built_project, b
     write_params(params, root)
 
 
-def _orders_csv(path: Path) -> None:
-    """A hand-made orders file: 60 customers with their own rhythm, some stopping early, plus one bad row.
-
-    Customer ids are text ("C001"), and odd customers' timestamps carry a +01:00 offset.
-    """
-    lines = ["customer_id,order_id,ordered_at,amount"]
-    order_id = 1
-    for customer in range(1, 61):
-        offset = "+01:00" if customer % 2 else ""
-        gap, first, last = 7 + customer % 30, customer % 20, 40 + 3 * customer
-        for day in range(first, min(last, 181), gap):
-            when = pd.Timestamp("2025-01-01 10:30") + pd.Timedelta(days=day, hours=customer % 9)
-            lines.append(
-                f"C{customer:03d},O{order_id:05d},{when.isoformat()}{offset},{10 + 3.5 * (customer % 12) + day % 7:.2f}"
-            )
-            order_id += 1
-    lines.append("C001,O99999,2025-03-03T12:00:00,-5.00")  # a refund booked as an order: quarantined
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def test_orders_only_csv_runs_end_to_end(tmp_path):
-    root = fresh_copy(tmp_path / "atelier")
-    (root / "mydata").mkdir()
-    _orders_csv(root / "mydata" / "orders.csv")
-    params = tiny_params()
-    params["data"].update(source="files", path="mydata")
-    write_params(params, root)
-
-    _run(["dvc", "repro"], root)
+def test_orders_only_csv_runs_end_to_end(orders_only_project):
+    root = orders_only_project
     assert read_json(root / "metrics" / "simulate.json")["skipped"] is True
     validated = read_json(root / "metrics" / "validate.json")
     assert validated["tables_present"] == ["orders"]
