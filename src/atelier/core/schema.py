@@ -112,7 +112,7 @@ SCHEMA: dict[str, Any] = {
                 "spark": dict.fromkeys(("master", "shuffle_partitions", "state_store", "driver_memory"), LEAF)},
     "recommend": {"weights": FREE, "gains": FREE,
                   **dict.fromkeys(("half_life_days", "factors", "regularization", "alpha", "iterations", "neighbours",
-                                   "bootstrap", "threads"), LEAF)},
+                                   "bootstrap", "threads", "workers"), LEAF)},
     "ope": {"replay": {"days": LEAF, "window_minutes": LEAF, "exploration": {"epsilon": LEAF, "base": LEAF},
                        "targets": LEAF},
             "estimators": dict.fromkeys(("n_boot", "dm_refits", "clip", "folds"), LEAF),

@@ -13,6 +13,7 @@ import io
 import itertools
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pandas as pd
 from atelier.core import paths
 from atelier.core.config import ParamsError
 from atelier.core.io import write_json, write_parquet
+from atelier.core.parallel import dealt_map
 from atelier.recommend import evaluate, methods
 from atelier.recommend.interactions import EncodedEvents, Interactions, build, horizon_gains, unknown_share
 
@@ -46,12 +48,13 @@ class RecommendSettings:
     bootstrap: int
     threads: int
     seed: int
+    workers: int = 1
 
     @classmethod
     def from_params(cls, section: dict[str, Any], k: int, seed: int) -> RecommendSettings:
         """Settings; a ParamsError names the key at fault."""
         needed = ("weights", "gains", "half_life_days", "factors", "regularization", "alpha", "iterations",
-                  "neighbours", "bootstrap", "threads")
+                  "neighbours", "bootstrap", "threads", "workers")
         missing = [key for key in needed if key not in section]
         if missing:
             raise ParamsError(f"params.yaml recommend: missing keys {missing}; restore them from the project's "
@@ -67,7 +70,8 @@ class RecommendSettings:
                    half_life_days=float(section["half_life_days"]), factors=[int(f) for f in section["factors"]],
                    regularization=[float(r) for r in section["regularization"]], alpha=float(section["alpha"]),
                    iterations=int(section["iterations"]), neighbours=[int(n) for n in section["neighbours"]],
-                   bootstrap=int(section["bootstrap"]), threads=int(section["threads"]), seed=int(seed))
+                   bootstrap=int(section["bootstrap"]), threads=int(section["threads"]), seed=int(seed),
+                   workers=max(1, int(section["workers"])))
 
 
 @dataclass
@@ -206,27 +210,39 @@ def _ndcg(lists: np.ndarray, has_history: np.ndarray, fallback: np.ndarray, targ
 
 def grid_search(inputs: RecommendInputs, settings: RecommendSettings) -> pd.DataFrame:
     """NDCG@k on the validation cutoff for every grid point (ALS: weighting x factors x regularization; item-item:
-    weighting x neighbours). The test cutoff is never looked at here."""
+    weighting x neighbours). The test cutoff is never looked at here.
+
+    The weightings are independent: they run on `settings.workers` processes (implicit on `settings.threads`
+    threads in each), with the same scores as one after another; `seconds` is each point's own fit and scoring.
+    """
+    per_weighting = dealt_map(partial(_grid_rows, inputs=inputs, settings=settings), list(settings.weights),
+                              settings.workers)
+    return pd.DataFrame([row for rows in per_weighting for row in rows],
+                        columns=["method", "weighting", "factors", "regularization", "neighbours", "validation_ndcg",
+                                 "seconds"])
+
+
+def _grid_rows(weighting: str, inputs: RecommendInputs, settings: RecommendSettings) -> list[tuple]:
+    """The grid's rows for one interaction weighting: every ALS point, then every item-item point."""
     rows = []
     customers, products = inputs.customers["customer_id"].to_numpy(), inputs.products["product_id"].to_numpy()
-    for weighting, weights in settings.weights.items():
-        data = build(inputs.events, inputs.validation_cutoff, customers, products, weights, settings.half_life_days)
-        target_rows, gains = targets(inputs, data, settings)
-        fallback = methods.ranked(data.recent, settings.k)
-        for factors, regularization in itertools.product(settings.factors, settings.regularization):
-            began = time.perf_counter()
-            point = methods.AlsSettings(factors, regularization, settings.alpha, settings.iterations)
-            lists = methods.als_lists(*methods.fit_als(data, point, settings.seed, settings.threads), settings.k)
-            rows.append(("als", weighting, factors, regularization, None,
-                         _ndcg(lists, data.has_history, fallback, target_rows, gains), time.perf_counter() - began))
-        for neighbours in settings.neighbours:
-            began = time.perf_counter()
-            similarity = methods.fit_item_item(data, neighbours, settings.threads)
-            lists = methods.item_item_lists(data.weighted, similarity, settings.k)
-            rows.append(("item_item", weighting, None, None, neighbours,
-                         _ndcg(lists, data.has_history, fallback, target_rows, gains), time.perf_counter() - began))
-    return pd.DataFrame(rows, columns=["method", "weighting", "factors", "regularization", "neighbours",
-                                       "validation_ndcg", "seconds"])
+    data = build(inputs.events, inputs.validation_cutoff, customers, products, settings.weights[weighting],
+                 settings.half_life_days)
+    target_rows, gains = targets(inputs, data, settings)
+    fallback = methods.ranked(data.recent, settings.k)
+    for factors, regularization in itertools.product(settings.factors, settings.regularization):
+        began = time.perf_counter()
+        point = methods.AlsSettings(factors, regularization, settings.alpha, settings.iterations)
+        lists = methods.als_lists(*methods.fit_als(data, point, settings.seed, settings.threads), settings.k)
+        rows.append(("als", weighting, factors, regularization, None,
+                     _ndcg(lists, data.has_history, fallback, target_rows, gains), time.perf_counter() - began))
+    for neighbours in settings.neighbours:
+        began = time.perf_counter()
+        similarity = methods.fit_item_item(data, neighbours, settings.threads)
+        lists = methods.item_item_lists(data.weighted, similarity, settings.k)
+        rows.append(("item_item", weighting, None, None, neighbours,
+                     _ndcg(lists, data.has_history, fallback, target_rows, gains), time.perf_counter() - began))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ is the ceiling of the truth share, outputs are written without pickle and repeat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +17,8 @@ from atelier.recommend import stage
 
 
 def settings_of(params: dict) -> stage.RecommendSettings:
-    section = {**params["recommend"], "factors": [4], "neighbours": [10], "bootstrap": 50, "iterations": 5}
+    section = {**params["recommend"], "factors": [4], "neighbours": [10], "bootstrap": 50, "iterations": 5,
+               "workers": 1}
     return stage.RecommendSettings.from_params(section, params["replay"]["policy"]["recommendations"], params["seed"])
 
 
@@ -37,6 +39,13 @@ def test_validation_and_test_cutoffs_are_the_last_two_and_the_grid_covers_every_
     assert len(grid) == len(settings.weights) * (len(settings.factors) * len(settings.regularization)
                                                  + len(settings.neighbours))
     assert choice.learned in stage.LEARNED and grid["validation_ndcg"].between(0, 1).all()
+
+
+def test_two_workers_give_the_grid_of_one(evaluated):
+    params, settings, inputs, grid, *_ = evaluated
+    assert settings.workers == 1 and len(settings.weights) >= 2
+    parallel = stage.grid_search(inputs, dataclasses.replace(settings, workers=2))
+    pd.testing.assert_frame_equal(parallel.drop(columns="seconds"), grid.drop(columns="seconds"), check_exact=True)
 
 
 def test_oracle_has_the_full_truth_share_and_every_method_is_scored_with_an_interval(evaluated):
