@@ -35,7 +35,7 @@ def main() -> None:
     split = split_by_time(pd.read_parquet(snapshots_file), int(params["timeline"]["horizon_days"]))
     numeric, categorical = features_of(split.train)
     began = time.perf_counter()
-    table, _ = candidates.grid_search(split.train, numeric, categorical, settings)
+    table = candidates.grid_search(split.train, numeric, categorical, settings)
     seconds = time.perf_counter() - began
     per_candidate = table.groupby("candidate")["fit_seconds"].sum() * settings.cv_folds
     print(json.dumps({
