@@ -54,14 +54,10 @@ def forest_importance(pipeline: Pipeline, features: list[str]) -> pd.Series:
 
 
 def permutation_table(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, settings: ModelSettings) -> pd.DataFrame:
-    """Permutation importance (mean and SD of the ROC-AUC drop when a column is shuffled) on validation data.
-
-    The columns are dealt to `threads` processes: every column is shuffled with the same seed whichever process
-    scores it, and predictions are per row, so the result is the same on any number of processes.
-    """
+    """Permutation importance (mean and SD of the ROC-AUC drop when a column is shuffled) on validation data."""
     with threadpool_limits(1, user_api="blas"):
         result = permutation_importance(pipeline, X, y, scoring="roc_auc", n_repeats=settings.permutation_repeats,
-                                        random_state=settings.seed, n_jobs=settings.threads)
+                                        random_state=settings.seed, n_jobs=1)
     table = pd.DataFrame({"importance": result.importances_mean, "sd": result.importances_std}, index=X.columns)
     return table.sort_values("importance", ascending=False)
 

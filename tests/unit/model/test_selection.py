@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from atelier.model import candidates, selection
-from atelier.model.split import features_of, split_by_time, xy
+from atelier.model.split import features_of, split_by_time
 
 from .model_shop import HORIZON, SETTINGS, medium_snapshots
 
@@ -102,13 +102,3 @@ def test_prune_with_a_single_training_snapshot_keeps_everything(split, columns):
     assert pruning.kept == numeric + categorical and pruning.dropped == []
     assert np.isnan(pruning.auc_all) and np.isnan(pruning.auc_pruned)
     assert list(importance.index) == numeric + categorical and (importance["importance"] == 0).all()
-
-
-def test_permutation_table_is_the_same_on_one_or_two_processes(split, columns):
-    """The columns are dealt to `threads` processes: the same importances, bit for bit, as on one."""
-    grid = {name: values[0] for name, values in SETTINGS.grids["xgboost"].items()}
-    model = candidates.fit(candidates.tuned("xgboost", grid, *columns, SETTINGS), split.train, *columns)
-    X, y, _ = xy(split.test, *columns)
-    one, two = (selection.permutation_table(model, X, y, dataclasses.replace(SETTINGS, threads=n)) for n in (1, 2))
-    pd.testing.assert_frame_equal(one, two, check_exact=True)
-    assert (one["importance"] != 0).any()  # shuffling did move the AUC
