@@ -9,19 +9,23 @@ at once.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.metrics import get_scorer, roc_auc_score
+from sklearn.model_selection import ParameterGrid, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
@@ -143,37 +147,122 @@ def cv_splits(y: np.ndarray, groups: np.ndarray, settings: ModelSettings) -> lis
     return list(splitter.split(np.zeros(len(y)), y, groups))
 
 
+#: The hyperparameter a boosted model's smaller settings are read from its largest fit's first trees.
+STAGED = {"xgboost": "n_estimators"}
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One fit of the grid search: a family's hyperparameters on one fold, scored at `stages` (see `grid_search`)."""
+
+    family: str
+    params: dict[str, Any]
+    fold: int
+    stages: tuple[int, ...] = ()
+
+
+def _fits(settings: ModelSettings) -> list[tuple[str, list[dict[str, Any]], list[tuple[dict[str, Any], int | None]]]]:
+    """Each family's grid points (ParameterGrid order) and the fits that score them: (params fitted, stage) per point.
+
+    A staged family fits only its largest `STAGED` value for each setting of the other hyperparameters; a
+    smaller value is scored from that fit's first trees (stage = the smaller value; None: the fit itself).
+    """
+    plan = []
+    for family in settings.families:
+        points = list(ParameterGrid(settings.grids[family]))
+        staged = STAGED.get(family)
+        sources = []
+        for point in points:
+            if staged in point:
+                largest = max(settings.grids[family][staged])
+                sources.append(({**point, staged: largest}, None if point[staged] == largest else point[staged]))
+            else:
+                sources.append((point, None))
+        plan.append((family, points, sources))
+    return plan
+
+
+def _cost(task: _Fit) -> tuple[int, float]:
+    """A sort key, largest first, for dealing fits to processes: forests, then boosted trees, then the rest; within a
+    family more and deeper trees first (so no slow fit is left to run alone at the end)."""
+    weight = {"random_forest": 2, "xgboost": 1}.get(task.family, 0)
+    size = task.params.get("n_estimators", 1) * (task.params.get("max_depth") or 32)
+    return weight, size / task.params.get("min_samples_leaf", 1)
+
+
+def _fit_and_score(task: _Fit, pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray,
+                   fold: tuple[np.ndarray, np.ndarray]) -> dict[Any, tuple[float, float]]:
+    """Fit `pipeline` with `task.params` on the fold's training rows; ROC-AUC (validation, training) per stage.
+
+    The fit itself is scored as GridSearchCV scores it (its "roc_auc" scorer); a stage n from the predictions of
+    the first n trees (`iteration_range`), which are the n-tree model's predictions bit for bit. Key "seconds": the
+    fit's time.
+    """
+    train, test = fold
+    scorer = get_scorer("roc_auc")
+    with threadpool_limits(1, user_api="blas"):
+        model = clone(pipeline).set_params(**{f"model__{k}": v for k, v in task.params.items()})
+        began = time.time()
+        model.fit(X.iloc[train], y[train])
+        scores: dict[Any, tuple[float, float]] = {"seconds": (time.time() - began, 0.0)}
+        scores[None] = (scorer(model, X.iloc[test], y[test]), scorer(model, X.iloc[train], y[train]))
+        for stage in task.stages:
+            scores[stage] = tuple(
+                roc_auc_score(y[rows], model.predict_proba(X.iloc[rows], iteration_range=(0, stage))[:, 1])
+                for rows in (test, train))
+    return scores
+
+
 def grid_search(frame: pd.DataFrame, numeric: list[str], categorical: list[str], settings: ModelSettings,
-                progress: Callable[[Iterable[str]], Iterable[str]] | None = None,
-                ) -> tuple[pd.DataFrame, dict[str, GridSearchCV]]:
-    """Grid search every candidate with grouped stratified CV (ROC-AUC); the CV table and fitted searches."""
+                progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> pd.DataFrame:
+    """Grid search every candidate with grouped stratified CV (ROC-AUC): one row per grid point and candidate.
+
+    The same table as scikit-learn's GridSearchCV (scoring "roc_auc", `cv_splits`, training scores) run per
+    candidate: cv_auc and cv_auc_sd (mean and SD over folds), train_auc, rank within the candidate, plus gap
+    (train_auc - cv_auc). Two shortcuts, both exact: every fold x setting of every candidate is dealt to
+    `threads` one-thread processes in one pool, the slowest first; and a boosted candidate's smaller
+    n_estimators are scored from the first trees of its largest n_estimators fit (the same trees: xgboost builds
+    them one after another, deterministically), so only the largest is fitted.
+
+    fit_seconds: the mean time over folds of the fits a grid point needed; 0 for a point scored from a larger
+    fit's first trees (its cost is in the larger point's fit_seconds).
+    """
     X, y, groups = xy(frame, numeric, categorical)
     splits = cv_splits(y, groups, settings)
-    searches, rows = {}, []
     one_thread = replace(settings, threads=1)
-    for family in progress(settings.families) if progress else settings.families:
-        grid = {f"model__{name}": values for name, values in settings.grids[family].items()}
-        # The folds x settings run on `threads` processes of one thread each (forests and boosted trees fit the
-        # same trees on any thread count, and one thread per process keeps the CV predictions' sums in order);
-        # the best setting is then refitted on all of `frame` with `threads` threads, as `fit` does.
-        search = GridSearchCV(candidate(family, numeric, categorical, one_thread), grid, scoring="roc_auc", cv=splits,
-                              refit=False, return_train_score=True, n_jobs=settings.threads, error_score="raise")
-        with threadpool_limits(1, user_api="blas"):
-            search.fit(X, y)
-        best = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
-        search.best_estimator_ = fit(tuned(family, best, numeric, categorical, settings), frame, numeric, categorical)
-        searches[family] = search
-        for _, row in pd.DataFrame(search.cv_results_).iterrows():
-            rows.append({
-                "candidate": family,
-                "params": {k.removeprefix("model__"): v for k, v in row["params"].items()},
-                "cv_auc": row["mean_test_score"], "cv_auc_sd": row["std_test_score"],
-                "train_auc": row["mean_train_score"], "fit_seconds": row["mean_fit_time"],
-                "rank": int(row["rank_test_score"]),
-            })
+    plan = _fits(settings)
+    tasks = {}
+    for family, _points, sources in plan:
+        for params, _ in sources:
+            stages = tuple(sorted({stage for fitted, stage in sources if fitted == params and stage is not None}))
+            for fold in range(len(splits)):
+                tasks[family, repr(params), fold] = _Fit(family, params, fold, stages)
+    pipelines = {family: candidate(family, numeric, categorical, one_thread) for family in settings.families}
+    # The folds x settings run on `threads` processes of one thread each (forests and boosted trees fit the same
+    # trees on any thread count, and one thread per process keeps the CV predictions' sums in order).
+    order = sorted(tasks.values(), key=_cost, reverse=True)
+    results = Parallel(n_jobs=settings.threads, return_as="generator")(
+        delayed(_fit_and_score)(task, pipelines[task.family], X, y, splits[task.fold]) for task in order)
+    scored = dict(zip([(t.family, repr(t.params), t.fold) for t in order],
+                      progress(results) if progress else results, strict=True))
+    rows = []
+    for family, points, sources in plan:
+        runs = [[scored[family, repr(params), fold] for fold in range(len(splits))] for params, _ in sources]
+        test = np.array([[run[stage][0] for run in folds] for folds, (_, stage) in zip(runs, sources)], dtype=float)
+        train = np.array([[run[stage][1] for run in folds] for folds, (_, stage) in zip(runs, sources)], dtype=float)
+        seconds = np.array([[run["seconds"][0] if stage is None else 0.0 for run in folds]
+                            for folds, (_, stage) in zip(runs, sources)], dtype=float)
+        # GridSearchCV's aggregation: mean and (population) SD over folds, rank "min" of the negated means.
+        means = np.average(test, axis=1)
+        sds = np.sqrt(np.average((test - means[:, np.newaxis]) ** 2, axis=1))
+        ranks = rankdata(-means, method="min").astype(np.int32)
+        for i, point in enumerate(points):
+            rows.append({"candidate": family, "params": point, "cv_auc": means[i], "cv_auc_sd": sds[i],
+                         "train_auc": np.average(train, axis=1)[i], "fit_seconds": np.average(seconds, axis=1)[i],
+                         "rank": int(ranks[i])})
     table = pd.DataFrame(rows)
     table["gap"] = table["train_auc"] - table["cv_auc"]
-    return table.sort_values(["candidate", "rank"]).reset_index(drop=True), searches
+    return table.sort_values(["candidate", "rank"]).reset_index(drop=True)
 
 
 def best_table(table: pd.DataFrame, settings: ModelSettings) -> pd.DataFrame:
@@ -204,10 +293,29 @@ def predict(pipeline: Pipeline, frame: pd.DataFrame, numeric: list[str], categor
 
 
 def fit_best(best: pd.DataFrame, frame: pd.DataFrame, numeric: list[str], categorical: list[str],
-             settings: ModelSettings) -> dict[str, Pipeline]:
-    """Each candidate of `best_table` refitted with its best hyperparameters on `frame`, best CV AUC first."""
-    return {family: fit(tuned(family, best.at[family, "params"], numeric, categorical, settings), frame, numeric,
-                        categorical) for family in best.index}
+             settings: ModelSettings, reuse: dict[str, Pipeline] | None = None) -> dict[str, Pipeline]:
+    """Each candidate of `best_table` refitted with its best hyperparameters on `frame`, best CV AUC first.
+
+    `reuse`: candidates already fitted by `fit_best` on `frame` with the same settings (e.g. on all features, before
+    pruning); one with the same hyperparameters, fitted on the same columns, is returned as it is instead of being
+    fitted again (the same rows, columns, params and threads: the same model).
+    """
+    fitted = {}
+    for family in best.index:
+        params, earlier = best.at[family, "params"], (reuse or {}).get(family)
+        if earlier is not None and _same_fit(earlier, params, numeric + categorical):
+            fitted[family] = earlier
+        else:
+            fitted[family] = fit(tuned(family, params, numeric, categorical, settings), frame, numeric, categorical)
+    return fitted
+
+
+def _same_fit(fitted: Pipeline, params: dict[str, Any], features: list[str]) -> bool:
+    """Whether `fitted` (a candidate from `fit_best`, same settings) has the hyperparameters `params` and was fitted on
+    the columns `features`."""
+    mine = model_params(fitted)
+    return all(k in mine and mine[k] == v for k, v in params.items()) and (
+        list(getattr(fitted, "feature_names_in_", [])) == list(features))
 
 
 def calibrated(pipeline: Pipeline, frame: pd.DataFrame, numeric: list[str], categorical: list[str],

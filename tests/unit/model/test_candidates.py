@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV
 
 from atelier.core.config import ParamsError, load_params
 from atelier.data import transform
@@ -29,9 +30,9 @@ def searched(split, columns):
 
 
 @pytest.fixture(scope="module")
-def models(searched) -> dict:
-    """Every family's best estimator, refitted on all training snapshots by the grid search."""
-    return {family: search.best_estimator_ for family, search in searched[1].items()}
+def models(searched, split, columns) -> dict:
+    """Every family's best setting, refitted on all training snapshots."""
+    return candidates.fit_best(candidates.best_table(searched, SETTINGS), split.train, *columns, SETTINGS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,8 +139,8 @@ def test_tuned_sets_the_model_hyperparameters_and_model_params_reads_them_back(c
 
 
 def test_grid_search_table_covers_every_grid_point(searched):
-    table, searches = searched
-    assert list(searches) == SETTINGS.families and set(table["candidate"]) == set(SETTINGS.grids)
+    table = searched
+    assert set(table["candidate"]) == set(SETTINGS.grids)
     for family, grid in SETTINGS.grids.items():
         assert (table["candidate"] == family).sum() == int(np.prod([len(v) for v in grid.values()]))
     assert np.allclose(table["gap"], table["train_auc"] - table["cv_auc"])
@@ -150,8 +151,8 @@ def test_grid_search_scores_on_the_grouped_folds(split, columns):
     """The CV AUC of a grid point equals the mean AUC over cv_splits' folds, refitting preprocessing in each."""
     numeric, categorical = columns
     settings = dataclasses.replace(SETTINGS, grids={"logistic_regression": {"C": [0.01, 1.0]}})
-    table, searches = candidates.grid_search(split.train, numeric, categorical, settings)
-    assert list(searches) == ["logistic_regression"] and len(table) == 2
+    table = candidates.grid_search(split.train, numeric, categorical, settings)
+    assert set(table["candidate"]) == {"logistic_regression"} and len(table) == 2
     assert sorted(table["rank"]) == [1, 2]
     assert table.iloc[0]["cv_auc"] >= table.iloc[1]["cv_auc"]  # sorted by rank within the candidate
     X, y, groups = xy(split.train, numeric, categorical)
@@ -189,21 +190,102 @@ def test_best_table_flags_overfitting_exactly_above_the_threshold():
 
 
 def test_best_table_on_a_real_grid_search_agrees_with_its_gaps(searched):
-    table, _ = searched
+    table = searched
     best = candidates.best_table(table, SETTINGS)
     assert (best["overfitting"] == (best["train_auc"] - best["cv_auc"] > SETTINGS.overfit_gap_warning)).all()
     assert best["cv_auc"].is_monotonic_decreasing
 
 
-def test_fit_best_refits_every_candidate_with_its_best_params(searched, split, columns):
-    best = candidates.best_table(searched[0], SETTINGS)
-    final = candidates.fit_best(best, split.train, *columns, SETTINGS)
-    assert list(final) == list(best.index)
-    for family, model in final.items():
+def test_fit_best_refits_every_candidate_with_its_best_params(searched, models, split, columns):
+    best = candidates.best_table(searched, SETTINGS)
+    assert list(models) == list(best.index)
+    for family, model in models.items():
         assert candidates.model_params(model).items() >= best.at[family, "params"].items()
-        # The grid search refitted the same setting on the same rows: the same scores.
-        np.testing.assert_allclose(scores_of(model, split.test, columns),
-                                   scores_of(searched[1][family].best_estimator_, split.test, columns), atol=1e-12)
+        # The same setting fitted from scratch on the same rows: the same scores, bit for bit.
+        again = candidates.fit(candidates.tuned(family, best.at[family, "params"], *columns, SETTINGS), split.train,
+                               *columns)
+        assert np.array_equal(scores_of(model, split.test, columns), scores_of(again, split.test, columns))
+
+
+def test_fit_best_reuses_only_a_fit_with_the_same_params_and_columns(searched, models, split, columns):
+    best = candidates.best_table(searched, SETTINGS)
+    reused = candidates.fit_best(best, split.train, *columns, SETTINGS, reuse=models)
+    assert all(reused[family] is models[family] for family in best.index)  # nothing fitted twice
+    numeric, categorical = columns
+    fewer = candidates.fit_best(best, split.train, numeric[1:], categorical, SETTINGS, reuse=models)
+    assert not any(fewer[family] is models[family] for family in best.index)  # other columns: fitted anew
+    assert all(list(fewer[f].feature_names_in_) == numeric[1:] + categorical for f in best.index)
+    other = best.copy()
+    other.at["xgboost", "params"] = {**other.at["xgboost", "params"], "max_depth": 7}
+    refitted = candidates.fit_best(other, split.train, *columns, SETTINGS, reuse=models)
+    assert refitted["xgboost"] is not models["xgboost"] and refitted["xgboost"][-1].max_depth == 7
+    assert refitted["random_forest"] is models["random_forest"]
+
+
+#: A grid with staged boosted trees (three n_estimators, the smaller ones read from the largest fit) and several
+#: settings of every candidate, small enough for the tiny shop.
+STAGED_GRIDS = {
+    "logistic_regression": {"C": [0.01, 1.0]},
+    "random_forest": {"n_estimators": [8], "max_depth": [3, 5], "min_samples_leaf": [5]},
+    "xgboost": {"n_estimators": [15, 5, 30], "max_depth": [2, 3], "learning_rate": [0.1, 0.3]},
+}
+
+
+def brute_force_table(frame: pd.DataFrame, columns, settings) -> pd.DataFrame:
+    """The grid search as scikit-learn runs it: GridSearchCV per candidate, every grid point fitted."""
+    X, y, groups = xy(frame, *columns)
+    one_thread = dataclasses.replace(settings, threads=1)
+    rows = []
+    for family in settings.families:
+        grid = {f"model__{k}": v for k, v in settings.grids[family].items()}
+        search = GridSearchCV(candidates.candidate(family, *columns, one_thread), grid, scoring="roc_auc",
+                              cv=candidates.cv_splits(y, groups, settings), refit=False, return_train_score=True,
+                              n_jobs=1, error_score="raise").fit(X, y)
+        for _, row in pd.DataFrame(search.cv_results_).iterrows():
+            params = {k.removeprefix("model__"): v for k, v in row["params"].items()}
+            rows.append({"candidate": family, "params": params,
+                         "cv_auc": row["mean_test_score"], "cv_auc_sd": row["std_test_score"],
+                         "train_auc": row["mean_train_score"], "rank": int(row["rank_test_score"])})
+    return pd.DataFrame(rows).sort_values(["candidate", "rank"]).reset_index(drop=True)
+
+
+def test_grid_search_with_staged_trees_equals_gridsearchcv_bit_for_bit(split, columns):
+    """The shortcuts (staged n_estimators, one pool for all candidates) change no number of GridSearchCV's table."""
+    settings = dataclasses.replace(SETTINGS, grids=STAGED_GRIDS, threads=2)
+    table = candidates.grid_search(split.train, *columns, settings)
+    expected = brute_force_table(split.train, columns, settings)
+    pd.testing.assert_frame_equal(table[expected.columns], expected, check_exact=True)
+    xgb = table[table["candidate"] == "xgboost"]
+    assert len(xgb) == 12 and xgb["rank"].nunique() > 3  # staged points rank among the fitted ones
+    staged = xgb["params"].map(lambda p: p["n_estimators"] < 30)
+    assert (xgb.loc[staged, "fit_seconds"] == 0).all() and (xgb.loc[~staged, "fit_seconds"] > 0).all()
+    assert (table.loc[table["candidate"] != "xgboost", "fit_seconds"] > 0).all()
+
+
+@pytest.mark.parametrize(("depth", "rate"), [(2, 0.1), (4, 0.3)])
+def test_first_trees_of_a_larger_booster_are_the_smaller_booster(split, columns, depth, rate):
+    """What staging relies on: xgboost's first n trees of an N-tree fit predict exactly as an n-tree fit."""
+    params = {"max_depth": depth, "learning_rate": rate}
+    small, large = (candidates.fit(candidates.tuned("xgboost", {**params, "n_estimators": n}, *columns, SETTINGS),
+                                   split.train, *columns) for n in (12, 30))
+    X = transform.model_frame(split.test[columns[0] + columns[1]])
+    first = large.predict_proba(X, iteration_range=(0, 12))[:, 1]
+    assert np.array_equal(first, small.predict_proba(X)[:, 1])
+    assert not np.array_equal(first, large.predict_proba(X)[:, 1])  # the later trees do change the scores
+
+
+def test_fits_deal_the_slowest_first():
+    settings = dataclasses.replace(SETTINGS, grids=STAGED_GRIDS)
+    plan = candidates._fits(settings)
+    sources = {family: fitted for family, _, fitted in plan}
+    assert {params["n_estimators"] for params, _ in sources["xgboost"]} == {30}  # only the largest is fitted
+    assert [stage for _, stage in sources["xgboost"]][:3] == [15, 5, None]  # ParameterGrid order: values as listed
+    tasks = [candidates._Fit(family, params, 0) for family, _, fitted in plan for params, _ in fitted]
+    order = [t.family for t in sorted(tasks, key=candidates._cost, reverse=True)]
+    assert order == sorted(order, key=["random_forest", "xgboost", "logistic_regression"].index)
+    deep, shallow = (candidates._Fit("random_forest", {"n_estimators": 8, "max_depth": d, "min_samples_leaf": 5}, 0)
+                     for d in (5, 3))
+    assert candidates._cost(deep) > candidates._cost(shallow)
 
 
 # --------------------------------------------------------------------------------------------
