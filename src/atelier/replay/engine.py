@@ -252,13 +252,11 @@ class StreamProcessor:
         """Apply the clean records to the profile state and update the watermark, ids and books."""
         clean = classified.clean
         if len(clean):
-            events = clean[clean["record"] == "event"]
-            orders = clean[clean["record"] == "order"]
-            self.state.apply(
-                events[[c for c in EVENT_COLUMNS if c in events]] if len(events) else None,
-                orders.assign(ordered_at=orders["ts"])[[c for c in ORDER_COLUMNS if c in orders or c == "ordered_at"]]
-                if len(orders) else None,
-            )
+            # The state reads only the event and order columns it knows: no need to select them first.
+            kind = clean["record"].to_numpy()
+            events, orders = clean[kind == "event"], clean[kind == "order"]
+            self.state.apply(events if len(events) else None,
+                             orders.assign(ordered_at=orders["ts"]) if len(orders) else None)
             self.seen.update(zip(classified.keys, classified.ts.tolist()))
             self.newest = max(self.newest, int(classified.ts.max()))
             if len(self.seen) > 4 * max(len(clean), 1000):

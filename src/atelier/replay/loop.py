@@ -263,6 +263,10 @@ class ClosedLoop:
         if len(frame):
             self.outputs.setdefault(kind, []).append(frame)
 
+    def _keep_dead_letters(self, dead_letters: pd.DataFrame) -> None:
+        if len(dead_letters):  # an empty frame is not kept anyway: skip the (slow) column drop
+            self._keep("dead_letters", dead_letters.drop(columns=["arrival"], errors="ignore"))
+
     def step(self, begin: pd.Timestamp, end: pd.Timestamp) -> None:
         """One window: decide its visits, play them, deliver the records that have arrived by `end`, process them."""
         positions = self.world.visits_between(begin, end)
@@ -273,9 +277,9 @@ class ClosedLoop:
             default = default_experience(self.personalizer.assortment, self.settings.policy)["products"]
             outcome = self.world.play(positions, list(decisions["products"]), decisions["banner_category"].to_numpy(),
                                       default, self.strength, self.window)
-            visits = outcome.sessions.merge(outcome.orders[["session_id", "amount"]], on="session_id", how="left")
-            visits = visits.assign(revenue=visits["amount"].fillna(0.0), arm=decisions["arm"].to_numpy(),
-                                   experience=decisions["experience"].to_numpy()).drop(columns="amount")
+            visits = outcome.sessions.assign(revenue=session_revenue(outcome.sessions, outcome.orders),
+                                             arm=decisions["arm"].to_numpy(),
+                                             experience=decisions["experience"].to_numpy())
             self._keep("decisions", decisions)
             self._keep("profiles", self.personalizer.last_profiles)
             self._keep("visits", visits)
@@ -294,7 +298,7 @@ class ClosedLoop:
                 self.pending = self.pending[~due].reset_index(drop=True)
                 result = self.processor.process(batch)
                 self.batch_seconds.append(result.seconds)
-                self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
+                self._keep_dead_letters(result.dead_letters)
         self.window += 1
 
     def run(self, *, until: int | None = None, checkpoint_dir: Path | None = None, progress: bool = True) -> ClosedLoop:
@@ -319,7 +323,7 @@ class ClosedLoop:
             result = self.processor.process(self.pending.sort_values("arrival", kind="stable"))
             self.pending = self.pending.iloc[0:0]
             self.batch_seconds.append(result.seconds)
-            self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
+            self._keep_dead_letters(result.dead_letters)
 
     def frames(self, kind: str) -> pd.DataFrame:
         """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters."""
@@ -366,6 +370,14 @@ class ClosedLoop:
         self.outputs = {kind: [_read_frame(folder / f"{kind}.parquet")[columns[kind]]] for kind in position["kinds"]}
         self.window = int(position["window"])
         return self
+
+
+def session_revenue(sessions: pd.DataFrame, orders: pd.DataFrame) -> np.ndarray:
+    """Each session's order amount (0 without an order): sessions' ids are sorted and unique, at most one order each."""
+    session_ids = sessions["session_id"].to_numpy()
+    revenue = np.zeros(len(session_ids))
+    revenue[np.searchsorted(session_ids, orders["session_id"].to_numpy())] = orders["amount"].to_numpy(dtype=float)
+    return revenue
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
