@@ -166,15 +166,18 @@ def arrivals(records: pd.DataFrame, noise: NoiseSettings, rng: np.random.Generat
     late = rng.random(n) < noise.late_share
     delay = np.where(late, noise.lateness_seconds * (1.5 + rng.random(n)), delay)
     corrupt = rng.random(n) < noise.malformed_share
-    delivered = records.copy()
+    delivered = records
     if corrupt.any():
         # A corrupted record loses its customer id in transit: it cannot be applied, so it is dead-lettered.
+        delivered = records.copy()
         delivered["customer_id"] = delivered["customer_id"].astype(object)
         delivered.loc[corrupt, "customer_id"] = None
-    delivered["arrival"] = delivered["ts"] + pd.to_timedelta(delay, unit="s")
+    arrival = delivered["ts"] + pd.to_timedelta(delay, unit="s")
     twice = rng.random(n) < noise.duplicate_share
     echo = pd.to_timedelta(rng.exponential(5.0, int(twice.sum())), unit="s")  # a copy comes a few seconds later
-    copies = delivered[twice].assign(arrival=lambda d: d["arrival"] + echo)
-    everything = pd.concat([delivered, copies], ignore_index=True)
-    return everything.sort_values("arrival", kind="stable").reset_index(drop=True)
+    # Every record, then the copies; in arrival order (stable): one take instead of a concat and a sort.
+    arrivals = pd.Series(np.concatenate([arrival.to_numpy(), (arrival[twice] + echo).to_numpy()]))
+    order = arrivals.sort_values(kind="stable").index.to_numpy()
+    rows = np.concatenate([np.arange(n), np.flatnonzero(twice)])[order]
+    return delivered.take(rows).reset_index(drop=True).assign(arrival=arrivals.to_numpy()[order])
 
