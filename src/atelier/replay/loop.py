@@ -195,11 +195,9 @@ class Personalizer:
             decisions = explore(decisions, profiles.reset_index(drop=True), visits["session_id"].to_numpy(),
                                 self.exploration, self.assortment, self.policy, self.seed, learned)
         self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
-        decisions.insert(0, "decided_at", as_of)
-        decisions.insert(0, "ts", visits["ts"].to_numpy())
-        decisions.insert(0, "customer_id", customers)
-        decisions.insert(0, "session_id", visits["session_id"].to_numpy())
-        return decisions
+        visit = {"session_id": visits["session_id"].to_numpy(), "customer_id": customers, "ts": visits["ts"].to_numpy(),
+                 "decided_at": as_of}
+        return pd.DataFrame({**visit, **{column: decisions[column] for column in decisions.columns}})
 
     def decide_one(self, customer_id: Any, session_id: Any, ts_us: int) -> dict[str, Any]:
         """The per-event fast path: one visit, profile as of its first event, no pandas on the way."""
