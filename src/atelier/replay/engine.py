@@ -77,6 +77,12 @@ def to_records(events: pd.DataFrame | None, orders: pd.DataFrame | None) -> pd.D
     return records
 
 
+def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """`pd.concat(frames, ignore_index=True)`, column by column where the types allow (see `_stacked`)."""
+    stacked = _stacked([{column: frame[column] for column in frame.columns} for frame in frames])
+    return pd.concat(frames, ignore_index=True) if stacked is None else stacked
+
+
 def _stacked_column(parts: list[pd.Series | str | None], sizes: list[int]) -> Any:
     """One column of the parts stacked as `pd.concat` stacks them, for the plain types the simulator writes (numbers,
     times, categories, text; a column missing from a part is NaN, NaT or a missing category there); None for

@@ -30,7 +30,7 @@ from atelier.data.simulate.world import stream
 from atelier.model.champion import Champion
 from atelier.recommend.serve import ListRecommender
 from atelier.replay.abtest import assign_arm
-from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
+from atelier.replay.engine import EngineSettings, StreamProcessor, stack, to_records
 from atelier.replay.explore import Exploration, explore
 from atelier.replay.monitor import DriftRule
 from atelier.replay.policy import (
@@ -288,7 +288,7 @@ class ClosedLoop:
             records = to_records(outcome.events, outcome.orders)
             delivered = arrivals(records, self.settings.noise,
                                  stream(self.settings.seed, STREAM_REPLAY, 2, self.window))
-            self.pending = pd.concat([self.pending, delivered], ignore_index=True) if len(self.pending) else delivered
+            self.pending = stack([self.pending, delivered]) if len(self.pending) else delivered
         if len(self.pending):
             due = (self.pending["arrival"] < end).to_numpy()
             if due.any():
