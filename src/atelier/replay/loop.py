@@ -30,7 +30,7 @@ from atelier.data.simulate.world import stream
 from atelier.model.champion import Champion
 from atelier.recommend.serve import ListRecommender
 from atelier.replay.abtest import assign_arm
-from atelier.replay.engine import EngineSettings, StreamProcessor, to_records
+from atelier.replay.engine import EngineSettings, StreamProcessor, stack, to_records
 from atelier.replay.explore import Exploration, explore
 from atelier.replay.monitor import DriftRule
 from atelier.replay.policy import (
@@ -195,11 +195,9 @@ class Personalizer:
             decisions = explore(decisions, profiles.reset_index(drop=True), visits["session_id"].to_numpy(),
                                 self.exploration, self.assortment, self.policy, self.seed, learned)
         self.last_profiles = profiles.reset_index().assign(session_id=visits["session_id"].to_numpy())
-        decisions.insert(0, "decided_at", as_of)
-        decisions.insert(0, "ts", visits["ts"].to_numpy())
-        decisions.insert(0, "customer_id", customers)
-        decisions.insert(0, "session_id", visits["session_id"].to_numpy())
-        return decisions
+        visit = {"session_id": visits["session_id"].to_numpy(), "customer_id": customers, "ts": visits["ts"].to_numpy(),
+                 "decided_at": as_of}
+        return pd.DataFrame({**visit, **{column: decisions[column] for column in decisions.columns}})
 
     def decide_one(self, customer_id: Any, session_id: Any, ts_us: int) -> dict[str, Any]:
         """The per-event fast path: one visit, profile as of its first event, no pandas on the way."""
@@ -263,6 +261,10 @@ class ClosedLoop:
         if len(frame):
             self.outputs.setdefault(kind, []).append(frame)
 
+    def _keep_dead_letters(self, dead_letters: pd.DataFrame) -> None:
+        if len(dead_letters):  # an empty frame is not kept anyway: skip the (slow) column drop
+            self._keep("dead_letters", dead_letters.drop(columns=["arrival"], errors="ignore"))
+
     def step(self, begin: pd.Timestamp, end: pd.Timestamp) -> None:
         """One window: decide its visits, play them, deliver the records that have arrived by `end`, process them."""
         positions = self.world.visits_between(begin, end)
@@ -273,9 +275,9 @@ class ClosedLoop:
             default = default_experience(self.personalizer.assortment, self.settings.policy)["products"]
             outcome = self.world.play(positions, list(decisions["products"]), decisions["banner_category"].to_numpy(),
                                       default, self.strength, self.window)
-            visits = outcome.sessions.merge(outcome.orders[["session_id", "amount"]], on="session_id", how="left")
-            visits = visits.assign(revenue=visits["amount"].fillna(0.0), arm=decisions["arm"].to_numpy(),
-                                   experience=decisions["experience"].to_numpy()).drop(columns="amount")
+            visits = outcome.sessions.assign(revenue=session_revenue(outcome.sessions, outcome.orders),
+                                             arm=decisions["arm"].to_numpy(),
+                                             experience=decisions["experience"].to_numpy())
             self._keep("decisions", decisions)
             self._keep("profiles", self.personalizer.last_profiles)
             self._keep("visits", visits)
@@ -286,7 +288,7 @@ class ClosedLoop:
             records = to_records(outcome.events, outcome.orders)
             delivered = arrivals(records, self.settings.noise,
                                  stream(self.settings.seed, STREAM_REPLAY, 2, self.window))
-            self.pending = pd.concat([self.pending, delivered], ignore_index=True) if len(self.pending) else delivered
+            self.pending = stack([self.pending, delivered]) if len(self.pending) else delivered
         if len(self.pending):
             due = (self.pending["arrival"] < end).to_numpy()
             if due.any():
@@ -294,7 +296,7 @@ class ClosedLoop:
                 self.pending = self.pending[~due].reset_index(drop=True)
                 result = self.processor.process(batch)
                 self.batch_seconds.append(result.seconds)
-                self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
+                self._keep_dead_letters(result.dead_letters)
         self.window += 1
 
     def run(self, *, until: int | None = None, checkpoint_dir: Path | None = None, progress: bool = True) -> ClosedLoop:
@@ -319,7 +321,7 @@ class ClosedLoop:
             result = self.processor.process(self.pending.sort_values("arrival", kind="stable"))
             self.pending = self.pending.iloc[0:0]
             self.batch_seconds.append(result.seconds)
-            self._keep("dead_letters", result.dead_letters.drop(columns=["arrival"], errors="ignore"))
+            self._keep_dead_letters(result.dead_letters)
 
     def frames(self, kind: str) -> pd.DataFrame:
         """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters."""
@@ -366,6 +368,14 @@ class ClosedLoop:
         self.outputs = {kind: [_read_frame(folder / f"{kind}.parquet")[columns[kind]]] for kind in position["kinds"]}
         self.window = int(position["window"])
         return self
+
+
+def session_revenue(sessions: pd.DataFrame, orders: pd.DataFrame) -> np.ndarray:
+    """Each session's order amount (0 without an order): sessions' ids are sorted and unique, at most one order each."""
+    session_ids = sessions["session_id"].to_numpy()
+    revenue = np.zeros(len(session_ids))
+    revenue[np.searchsorted(session_ids, orders["session_id"].to_numpy())] = orders["amount"].to_numpy(dtype=float)
+    return revenue
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:

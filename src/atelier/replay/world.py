@@ -12,6 +12,7 @@ uninterrupted one does, and runs that differ only in what was shown share their 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -87,19 +88,29 @@ class ReplayWorld:
             "ts": np.asarray(start, dtype="datetime64[us]"),
         })
 
-    def relevance(self, positions: np.ndarray, products: list[np.ndarray], banner_category: np.ndarray) -> np.ndarray:
+    @cached_property
+    def _product_index(self) -> pd.Index:
+        return pd.Index(self.world.column("product_id"))
+
+    def taste(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What `relevance` needs of the visitors at `positions`: each visit's customer row, its row in the
+        preference table, and that table (distinct visitors x products, over each one's favourite product)."""
+        rows = self.sessions.customer_row[positions]
+        unique, local = np.unique(rows, return_inverse=True)
+        preference = product_preference(self.world, self.population, unique)
+        return rows, local, preference / preference.max(axis=1, keepdims=True)
+
+    def relevance(self, positions: np.ndarray, products: list[np.ndarray], banner_category: np.ndarray,
+                  taste: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """How well what each visit was shown matches the visitor's true taste (0..1): the mean over the shown items
         (each product, plus the banner's category if any) of the item's relevance. A product's relevance is the
         visitor's true preference for it (`product_preference`) over their favourite product's; a banner
         category's is its affinity over the favourite category's. A product the shop does not know counts 0;
-        a visit shown nothing has relevance 0."""
-        rows = self.sessions.customer_row[positions]
-        unique, local = np.unique(rows, return_inverse=True)
-        preference = product_preference(self.world, self.population, unique)
-        preference = preference / preference.max(axis=1, keepdims=True)
+        a visit shown nothing has relevance 0. `taste` is `self.taste(positions)`, if already computed."""
+        rows, local, preference = self.taste(positions) if taste is None else taste
         lengths = np.fromiter((len(p) for p in products), dtype=np.int64, count=len(positions))
         flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in products]) if lengths.sum() else np.zeros(0, int)
-        columns = pd.Index(self.world.catalog["product_id"]).get_indexer(flat)
+        columns = self._product_index.get_indexer(flat)
         visit = np.repeat(np.arange(len(positions)), lengths)
         item = np.where(columns >= 0, preference[local[visit], np.maximum(columns, 0)], 0.0)
         total = np.bincount(visit, weights=item, minlength=len(positions)).astype(float)
@@ -115,8 +126,9 @@ class ReplayWorld:
              default_products: np.ndarray, strength: float, window: int) -> Outcomes:
         """Simulate the visits at `positions` given what each was shown (its products and banner category) and
         what the default experience (`default_products`, no banner category) would have shown."""
-        relevance = self.relevance(positions, products, banner_category)
-        baseline = self.relevance(positions, [default_products] * len(positions), np.full(len(positions), None))
+        taste = self.taste(positions)  # the same visitors in both: their preferences computed once
+        relevance = self.relevance(positions, products, banner_category, taste)
+        baseline = self.relevance(positions, [default_products] * len(positions), np.full(len(positions), None), taste)
         multiplier = purchase_multiplier(relevance, baseline, strength)
         subset = Sessions(customer_row=self.sessions.customer_row[positions], day=self.sessions.day[positions],
                           start_ms=self.sessions.start_ms[positions], device=self.sessions.device[positions])
@@ -125,11 +137,23 @@ class ReplayWorld:
                                    first_session_id=self.session_base + first, buy_multiplier=multiplier)
         events, orders = outcome.events, outcome.orders
         # Ids that depend only on the visit, never on what came before: restarts and A/B reruns agree.
-        position = events.groupby("session_id").cumcount().to_numpy()
+        position = position_in_group(events["session_id"].to_numpy())
         events["event_id"] = events["session_id"].to_numpy() * EVENTS_PER_SESSION_LIMIT + position
         orders["order_id"] = self.order_base + orders["session_id"].to_numpy() - self.session_base
         summary = outcome.sessions.assign(relevance=relevance, baseline_relevance=baseline, multiplier=multiplier)
         return Outcomes(events=events, orders=orders, sessions=summary)
+
+
+def position_in_group(keys: np.ndarray) -> np.ndarray:
+    """Each row's position among the earlier rows with the same key (`groupby(key).cumcount()`, without pandas)."""
+    _, codes = np.unique(keys, return_inverse=True)
+    order = np.argsort(codes, kind="stable")  # rows grouped by key, in row order within a group
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    first_of_group = np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    position = np.empty(len(codes), dtype=np.int64)
+    position[order] = np.arange(len(codes)) - first_of_group
+    return position
 
 
 def arrivals(records: pd.DataFrame, noise: NoiseSettings, rng: np.random.Generator) -> pd.DataFrame:
@@ -142,15 +166,18 @@ def arrivals(records: pd.DataFrame, noise: NoiseSettings, rng: np.random.Generat
     late = rng.random(n) < noise.late_share
     delay = np.where(late, noise.lateness_seconds * (1.5 + rng.random(n)), delay)
     corrupt = rng.random(n) < noise.malformed_share
-    delivered = records.copy()
+    delivered = records
     if corrupt.any():
         # A corrupted record loses its customer id in transit: it cannot be applied, so it is dead-lettered.
+        delivered = records.copy()
         delivered["customer_id"] = delivered["customer_id"].astype(object)
         delivered.loc[corrupt, "customer_id"] = None
-    delivered["arrival"] = delivered["ts"] + pd.to_timedelta(delay, unit="s")
+    arrival = delivered["ts"] + pd.to_timedelta(delay, unit="s")
     twice = rng.random(n) < noise.duplicate_share
     echo = pd.to_timedelta(rng.exponential(5.0, int(twice.sum())), unit="s")  # a copy comes a few seconds later
-    copies = delivered[twice].assign(arrival=lambda d: d["arrival"] + echo)
-    everything = pd.concat([delivered, copies], ignore_index=True)
-    return everything.sort_values("arrival", kind="stable").reset_index(drop=True)
+    # Every record, then the copies; in arrival order (stable): one take instead of a concat and a sort.
+    arrivals = pd.Series(np.concatenate([arrival.to_numpy(), (arrival[twice] + echo).to_numpy()]))
+    order = arrivals.sort_values(kind="stable").index.to_numpy()
+    rows = np.concatenate([np.arange(n), np.flatnonzero(twice)])[order]
+    return delivered.take(rows).reset_index(drop=True).assign(arrival=arrivals.to_numpy()[order])
 

@@ -378,3 +378,20 @@ def test_summary_is_the_books_with_their_balance():
     assert summary(Counters(received=10, applied=7, duplicates=1, late=1, malformed=1)) == {
         "received": 10, "applied": 7, "duplicates": 1, "late": 1, "malformed": 1, "balanced": True}
     assert summary(Counters(received=10, applied=7, duplicates=1, late=1, malformed=0))["balanced"] is False
+
+
+def test_stack_builds_what_concat_builds_and_falls_back_to_it():
+    from atelier.replay.engine import stack
+
+    kinds = pd.CategoricalDtype(["view", "cart"])
+    top = pd.DataFrame({"id": [1, 2], "kind": pd.Categorical(["cart", "view"], dtype=kinds),
+                        "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]).as_unit("us"),
+                        "record": pd.Series(["event", "event"], dtype="str"), "dwell": [1.5, np.nan]},
+                       index=[7, 3])
+    bottom = pd.DataFrame({"id": [3], "record": pd.Series(["order"], dtype="str"), "amount": [9.5],
+                           "quantity": [2], "at": pd.to_datetime(["2024-01-03"]).as_unit("us")})
+    for frames in ([top, bottom], [bottom, top], [top], [top.astype({"id": object}), bottom],
+                   [top, bottom.astype({"record": object})]):
+        stacked, expected = stack(frames), pd.concat(frames, ignore_index=True)
+        pd.testing.assert_frame_equal(stacked, expected, check_exact=True)
+        assert stacked.columns.dtype == expected.columns.dtype

@@ -107,7 +107,7 @@ class Outcomes:
 
 def view_discount(world: World, product_row: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Discount on a viewed product: the store-wide sale discount that day, or its clearance markdown."""
-    clearance = world.catalog["clearance"].to_numpy()[product_row] * world.config.clearance_discount
+    clearance = world.column("clearance")[product_row] * world.config.clearance_discount
     return np.maximum(world.sale_discount[day], clearance)
 
 
@@ -117,7 +117,7 @@ def cart_chance(world: World, persona: np.ndarray, product_row: np.ndarray, disc
     rate = np.array([p.cart_rate for p in personas])[persona]
     price_sensitivity = np.array([p.price_sensitivity for p in personas])[persona]
     discount_sensitivity = np.array([p.discount_sensitivity for p in personas])[persona]
-    relative_price = world.catalog["log_relative_price"].to_numpy()[product_row]
+    relative_price = world.column("log_relative_price")[product_row]
     return np.minimum(1.0, rate * np.exp(-price_sensitivity * relative_price + discount_sensitivity * discount))
 
 
@@ -152,7 +152,7 @@ def session_outcomes(
     so an order's quantity is the items bought plus their extra units, and its amount and discount
     count every unit. Ids continue from the `first_*` arguments.
     """
-    config, catalog = world.config, world.catalog
+    config = world.config
     n_sessions = len(sessions)
     cart_multiplier = np.ones(n_sessions) if cart_multiplier is None else np.asarray(cart_multiplier, float)
     buy_multiplier = np.ones(n_sessions) if buy_multiplier is None else np.asarray(buy_multiplier, float)
@@ -222,7 +222,7 @@ def session_outcomes(
     order = np.lexsort((columns["sequence"], columns["session"], columns["ms"]))
     columns = {name: values[order] for name, values in columns.items()}
     event_session = columns["session"]
-    product_ids = catalog["product_id"].to_numpy()
+    product_ids = world.column("product_id")
     events = pd.DataFrame(
         {
             "event_id": first_event_id + np.arange(len(event_session), dtype=np.int64),
@@ -237,7 +237,7 @@ def session_outcomes(
     )
 
     # Orders: one per purchasing session, every unit of everything in the cart, at the discounted price.
-    price = catalog["price"].to_numpy()[product_row]
+    price = world.column("price")[product_row]
     bought_units = np.where(bought, units, 0)
     paid = np.bincount(view_session, weights=bought_units * price * (1 - discount), minlength=n_sessions)
     saved = np.bincount(view_session, weights=bought_units * price * discount, minlength=n_sessions)

@@ -36,7 +36,7 @@ def _cart_chances(world: World, levels: np.ndarray) -> np.ndarray:
     """cart_chance[persona, regime, product] of a view, at each store-wide discount level (clearance included)."""
     config, catalog = world.config, world.catalog
     product_rows = np.arange(len(catalog))
-    clearance = catalog["clearance"].to_numpy() * config.clearance_discount
+    clearance = world.column("clearance") * config.clearance_discount
     chances = np.zeros((len(config.personas), len(levels), len(catalog)))
     for persona in range(len(config.personas)):
         persona_of_product = np.full(len(catalog), persona)

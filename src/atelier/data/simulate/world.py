@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,19 @@ class World:
     @property
     def sale_discount(self) -> np.ndarray:
         return self.calendar["sale_discount"].to_numpy()
+
+    @cached_property
+    def _catalog_arrays(self) -> dict[str, np.ndarray]:
+        return {str(column): self.catalog[column].to_numpy() for column in self.catalog.columns}
+
+    def column(self, name: str) -> np.ndarray:
+        """A catalog column as an array, read once (the catalog never changes; the replay asks every window)."""
+        return self._catalog_arrays[name]
+
+    @cached_property
+    def product_style(self) -> np.ndarray:
+        """The products' hidden style vectors (products x style_dims), read once."""
+        return self.catalog[[f"style_{d}" for d in range(self.config.style_dims)]].to_numpy()
 
 
 def build_catalog(config: SimulationConfig, rng: np.random.Generator) -> pd.DataFrame:
@@ -214,11 +228,9 @@ def population_from_truth(config: SimulationConfig, truth: pd.DataFrame, custome
 def style_weights(world: World, style: np.ndarray) -> np.ndarray:
     """Within-group view shares (customers x products): popularity x exp(strength x style . product style),
     normalized so each customer's shares sum to 1 within every (category, tier) group."""
-    catalog, config = world.catalog, world.config
-    product_style = catalog[[f"style_{d}" for d in range(config.style_dims)]].to_numpy()
-    group = catalog["group"].to_numpy()
-    logits = config.style_strength * (np.asarray(style, dtype=float) @ product_style.T)
-    weight = catalog["popularity"].to_numpy()[None, :] * np.exp(logits - logits.max(axis=1, keepdims=True))
+    group = world.column("group")
+    logits = world.config.style_strength * (np.asarray(style, dtype=float) @ world.product_style.T)
+    weight = world.column("popularity")[None, :] * np.exp(logits - logits.max(axis=1, keepdims=True))
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # groups are contiguous blocks
     return weight / np.add.reduceat(weight, starts, axis=1)[:, group]
 
@@ -226,8 +238,8 @@ def style_weights(world: World, style: np.ndarray) -> np.ndarray:
 def view_shares(world: World, population: Population, rows: np.ndarray) -> np.ndarray:
     """Each customer's (at `rows`) chance that a view lands on each product: category affinity x the persona's
     tier mix x the within-group style-and-popularity share (customers x products; rows sum to 1)."""
-    catalog, config = world.catalog, world.config
-    group = catalog["group"].to_numpy()
+    config = world.config
+    group = world.column("group")
     category, tier = group // len(TIERS), group % len(TIERS)
     tier_mix = np.array([p.tier_mix for p in config.personas])
     return (population.affinity[rows][:, category] * tier_mix[population.persona[rows]][:, tier]
@@ -242,7 +254,7 @@ def pick_products(world: World, population: Population, customer_row: np.ndarray
                   uniform: np.ndarray) -> np.ndarray:
     """The catalog row of each view, given its customer, its (category, tier) group and a uniform draw:
     inverse-CDF sampling of the customer's within-group shares (`style_weights`)."""
-    catalog_group = world.catalog["group"].to_numpy()
+    catalog_group = world.column("group")
     n_products, n_groups = len(catalog_group), int(catalog_group.max()) + 1
     starts = np.flatnonzero(np.r_[True, catalog_group[1:] != catalog_group[:-1]])
     last_in_group = np.r_[catalog_group[1:] != catalog_group[:-1], True]
