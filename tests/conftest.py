@@ -8,7 +8,8 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,27 +155,34 @@ def orders_csv(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _shared_folder(tmp_path_factory, worker_id: str) -> Path:
+    """The folder every xdist worker of this test run shares (each worker's own basetemp is inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+def _build_once(shared: Path, name: str, build: Callable[[Path], subprocess.CompletedProcess]) -> Path:
+    """Build the shared project `name` with `build(folder)` unless it is built already (under a file lock, so the
+    first to ask builds and the others wait); the file recording how the build went."""
+    record = shared / name / "build.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not record.exists():
+            result = build(shared / name / "atelier")
+            record.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout,
+                                          "stderr": result.stderr}), encoding="utf-8")
+    return record
+
+
 def _shared_build(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], subprocess.CompletedProcess],
                   ) -> tuple[Path, dict[str, Any]]:
     """A project built once per test run by `build(folder)` and shared by the xdist workers; its folder and how
-    the build went (returncode, stdout, stderr).
-
-    The first worker to ask builds it under a file lock; the others wait and reuse it.
-    """
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # each worker has its own basetemp under the run's
-        shared = shared.parent
-    folder, record = shared / name / "atelier", shared / name / "build.json"
-    with FileLock(str(shared / f"{name}.lock")):
-        if not record.exists():
-            result = build(folder)
-            record.write_text(json.dumps({"returncode": result.returncode, "stdout": result.stdout,
-                                          "stderr": result.stderr}), encoding="utf-8")
-    outcome = json.loads(record.read_text(encoding="utf-8"))
+    the build went (returncode, stdout, stderr). A failed build fails every test that asked for it."""
+    shared = _shared_folder(tmp_path_factory, worker_id)
+    outcome = json.loads(_build_once(shared, name, build).read_text(encoding="utf-8"))
     if outcome["returncode"] != 0:
         pytest.fail(f"building the shared project '{name}' failed:\n{outcome['stderr'][-6000:]}\n"
                     f"{outcome['stdout'][-2000:]}")
-    return folder, outcome
+    return shared / name / "atelier", outcome
 
 
 def _make_repro_on_a_fresh_copy(folder: Path) -> subprocess.CompletedProcess:
@@ -222,6 +230,29 @@ def orders_only_project(tmp_path_factory, worker_id) -> Path:
     Built once per test run and shared by the xdist workers; read it, never change it.
     """
     return _shared_build(tmp_path_factory, worker_id, "orders_only", _dvc_repro_on_orders_alone)[0]
+
+
+#: The shared builds and the fixtures that read them.
+SHARED_BUILDS = {"built": ("built_project", "built_log"), "orders_only": ("orders_only_project",)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_builds_start_in_the_background(request, tmp_path_factory, worker_id) -> Iterator[None]:
+    """Start the shared builds the selected tests need in background threads as the session begins, so each
+    worker goes on with other tests meanwhile instead of waiting at the first test that needs one. (Each build
+    happens once: a thread that finds it under way or done just returns.) The session waits for its threads
+    before it ends, so a build is never left half done."""
+    needed = {name for name, fixtures in SHARED_BUILDS.items()
+              if any(set(fixtures) & set(getattr(item, "fixturenames", ())) for item in request.session.items)}
+    builders = {"built": _make_repro_on_a_fresh_copy, "orders_only": _dvc_repro_on_orders_alone}
+    shared = _shared_folder(tmp_path_factory, worker_id)
+    threads = [threading.Thread(target=_build_once, args=(shared, name, builders[name]), daemon=True)
+               for name in sorted(needed)]
+    for thread in threads:
+        thread.start()
+    yield
+    for thread in threads:
+        thread.join()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,10 @@
 Every command-looking line of README.md (a line of a shell block, or an inline code span starting with
 a tool: make, dvc, python, ...) is either run here (`RUN`) or excluded with a reason (`EXCLUDED`); a new
 command in the README fails `test_every_readme_command_is_run_or_excluded_with_a_reason` until it is
-placed. The slow test runs the `RUN` commands in README order, in one bash session whose PATH holds
-only the system's directories (as a new user's shell has), on a fresh copy at tiny parameters: the shared
-`built_project`, where `make repro` already ran that way (so here it has nothing left to do).
+placed. The slow tests run the `RUN` commands in README order, in bash sessions whose PATH holds only the
+system's directories (as a new user's shell has), on a fresh copy at tiny parameters: the shared
+`built_project`, where `make repro` already ran that way (so here it has nothing left to do). The commands up
+to `make quick` run here; those after it in test_readme_experiment.py, at the same time on another process.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import QUICK_LABEL, REPO, bare_bash, copy_project
-
-from atelier.core.io import read_json
 
 README = REPO / "README.md"
 TOOLS = ("make", "dvc", "python", "python3", "source", "git", "conda", "brew", "jupyter", "pip", "pytest", "ruff")
@@ -124,18 +122,25 @@ def _reports(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((root / "reports").glob("*.html"))}
 
 
-@pytest.mark.slow
-def test_the_readme_commands_run_as_printed_on_a_fresh_copy(built_project, tmp_path):
-    root = copy_project(built_project, tmp_path / "atelier")
+def run_readme_part(built_project: Path, destination: Path, part: str) -> Path:
+    """Run one part of the `RUN` commands, in README order, in one bash session with a new user's PATH, on a copy
+    of the built project; return the copy. Part "until make quick" ends with `make quick` (then checks that the
+    project's outputs are untouched and that quick/, rebuilt from nothing at the same parameters, has the same
+    metrics); part "after make quick" is the rest (it starts with `source .venv/bin/activate`).
+
+    The two parts are independent (`make quick` only writes quick/), so two test files run them side by side.
+    """
+    root = copy_project(built_project, destination)
     commands = [c for c in readme_commands(README.read_text(encoding="utf-8")) if c in RUN]
     assert set(commands) == RUN
-    before_quick = commands.index("make quick")
+    split = commands.index("make quick") + 1
+    chosen = {"until make quick": commands[:split], "after make quick": commands[split:]}[part]
     script = ["set -euo pipefail"]
-    for number, command in enumerate(commands):
+    for command in chosen:
+        if command == "make quick":
+            script.append("sha256sum reports/*.html metrics/*.json > ../before_quick.sha256")
         script.append(f"echo '>>> {command}' >&2")
         script.append(command)
-        if number + 1 == before_quick:
-            script.append("sha256sum reports/*.html metrics/*.json > ../before_quick.sha256")
         if command == "make quick":
             script.append("sha256sum -c --quiet ../before_quick.sha256")  # the project's outputs are untouched
             # quick/ was built from scratch at the project's parameters (params.quick.yaml only adds a label):
@@ -144,11 +149,12 @@ def test_the_readme_commands_run_as_printed_on_a_fresh_copy(built_project, tmp_p
                           "same parameters gave other metrics (something is not seeded)' >&2; exit 1; }")
     result = bare_bash("\n".join(script), root)
     assert result.returncode == 0, f"{result.stderr[-6000:]}\n{result.stdout[-2000:]}"
+    return root
 
-    # `dvc exp run -S segmentation.k=6` ran the experiment in the workspace (dvc exp show's table is cut to the
-    # terminal's width, so its text is not checked).
-    assert yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["segmentation"]["k"] == 6
-    assert read_json(root / "metrics" / "segment.json")["k"] == 6
+
+@pytest.mark.slow
+def test_the_readme_commands_until_make_quick_run_as_printed_on_a_fresh_copy(built_project, tmp_path):
+    root = run_readme_part(built_project, tmp_path / "atelier", "until make quick")
     for name, html in _reports(root).items():
         assert b"run-label" not in html, f"reports/{name} carries the quick run's banner"
     quick = _reports(root / "quick")
