@@ -11,7 +11,6 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -174,15 +173,15 @@ def _build_once(shared: Path, name: str, build: Callable[[Path], subprocess.Comp
 
 
 def _shared_build(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], subprocess.CompletedProcess],
-                  ) -> tuple[Path, dict[str, Any]]:
-    """A project built once per test run by `build(folder)` and shared by the xdist workers; its folder and how
-    the build went (returncode, stdout, stderr). A failed build fails every test that asked for it."""
+                  ) -> Path:
+    """A project built once per test run by `build(folder)` and shared by the xdist workers: its folder (how the
+    build went is in build.json beside it). A failed build fails every test that asked for it."""
     shared = _shared_folder(tmp_path_factory, worker_id)
     outcome = json.loads(_build_once(shared, name, build).read_text(encoding="utf-8"))
     if outcome["returncode"] != 0:
         pytest.fail(f"building the shared project '{name}' failed:\n{outcome['stderr'][-6000:]}\n"
                     f"{outcome['stdout'][-2000:]}")
-    return shared / name / "atelier", outcome
+    return shared / name / "atelier"
 
 
 def _make_repro_on_a_fresh_copy(folder: Path) -> subprocess.CompletedProcess:
@@ -202,13 +201,13 @@ def built_project(tmp_path_factory, worker_id) -> Path:
     Built once per test run and shared by the xdist workers. Read it, never change it: a test that changes
     files works on `copy_project`. `make repro`'s output is in `built_log`.
     """
-    return _shared_build(tmp_path_factory, worker_id, "built", _make_repro_on_a_fresh_copy)[0]
+    return _shared_build(tmp_path_factory, worker_id, "built", _make_repro_on_a_fresh_copy)
 
 
 @pytest.fixture(scope="session")
-def built_log(tmp_path_factory, worker_id, built_project) -> str:
+def built_log(built_project) -> str:
     """What `make repro` printed on stdout while building `built_project`."""
-    return _shared_build(tmp_path_factory, worker_id, "built", _make_repro_on_a_fresh_copy)[1]["stdout"]
+    return json.loads((built_project.parent / "build.json").read_text(encoding="utf-8"))["stdout"]
 
 
 def _dvc_repro_on_orders_alone(folder: Path) -> subprocess.CompletedProcess:
@@ -229,7 +228,7 @@ def orders_only_project(tmp_path_factory, worker_id) -> Path:
 
     Built once per test run and shared by the xdist workers; read it, never change it.
     """
-    return _shared_build(tmp_path_factory, worker_id, "orders_only", _dvc_repro_on_orders_alone)[0]
+    return _shared_build(tmp_path_factory, worker_id, "orders_only", _dvc_repro_on_orders_alone)
 
 
 #: The shared builds and the fixtures that read them.

@@ -253,13 +253,12 @@ def grid_search(frame: pd.DataFrame, numeric: list[str], categorical: list[str],
         seconds = np.array([[run["seconds"][0] if stage is None else 0.0 for run in folds]
                             for folds, (_, stage) in zip(runs, sources)], dtype=float)
         # GridSearchCV's aggregation: mean and (population) SD over folds, rank "min" of the negated means.
-        means = np.average(test, axis=1)
+        means, train_means, fit_means = (np.average(values, axis=1) for values in (test, train, seconds))
         sds = np.sqrt(np.average((test - means[:, np.newaxis]) ** 2, axis=1))
         ranks = rankdata(-means, method="min").astype(np.int32)
         for i, point in enumerate(points):
             rows.append({"candidate": family, "params": point, "cv_auc": means[i], "cv_auc_sd": sds[i],
-                         "train_auc": np.average(train, axis=1)[i], "fit_seconds": np.average(seconds, axis=1)[i],
-                         "rank": int(ranks[i])})
+                         "train_auc": train_means[i], "fit_seconds": fit_means[i], "rank": int(ranks[i])})
     table = pd.DataFrame(rows)
     table["gap"] = table["train_auc"] - table["cv_auc"]
     return table.sort_values(["candidate", "rank"]).reset_index(drop=True)
