@@ -7,6 +7,7 @@ not depend on how many workers there are: the same params give the same numbers 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
 
@@ -42,3 +43,20 @@ def dealt_map(function: Callable[[T], Any], items: Iterable[T], workers: int) ->
     for first, group_results in enumerate(done):
         results[first::len(groups)] = group_results
     return results
+
+
+def start(function: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """Run `function(*args, **kwargs)` in a fresh worker process while the caller goes on: `.result()` waits for it
+    and returns its value (or raises its error). Two independent pieces of a stage thus share the two cores.
+
+    `function` must be importable by the worker (a module-level function, or a functools.partial of one); the
+    worker is spawned (no fork of a process that holds threads), so it starts from a clean interpreter.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return executor.submit(function, *args, **kwargs)
+    finally:
+        executor.shutdown(wait=False)  # the submitted task still runs; the worker exits when it is done

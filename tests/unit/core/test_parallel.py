@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 
-from atelier.core.parallel import dealt_map, ordered_map
+from atelier.core.parallel import dealt_map, ordered_map, start
 
 
 def _tagged(offset: int, item: int) -> tuple[int, int]:
@@ -28,3 +30,30 @@ def test_dealt_map_gives_the_items_results_in_order(items):
 def test_dealt_map_with_more_workers_than_items():
     assert [value for value, _ in dealt_map(partial(_tagged, 0), [4, 2], workers=5)] == [4, 2]
     assert [value for value, _ in ordered_map(partial(_tagged, 0), [4, 2], workers=5)] == [4, 2]
+
+
+def _wait_for(path: Path, seconds: float) -> int:
+    """Wait until `path` exists (the caller writes it after `start` returned): the worker's pid."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared: the caller was blocked while the task ran")
+        time.sleep(0.05)
+    return os.getpid()
+
+
+def _fails(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_start_runs_in_another_process_while_the_caller_goes_on(tmp_path):
+    signal = tmp_path / "go"
+    future = start(_wait_for, signal, seconds=60)
+    signal.write_text("")  # only reachable if start returned before the task finished
+    assert future.result(timeout=120) not in (os.getpid(), None)
+    assert start(partial(_tagged, 3), 4).result(timeout=120)[0] == 7
+
+
+def test_start_passes_the_tasks_error_to_the_caller():
+    with pytest.raises(ValueError, match="bad input"):
+        start(_fails, "bad input").result(timeout=120)
