@@ -41,7 +41,7 @@ def tiny_params() -> dict:
         tsne_sample=200,
     )
     params["replay"].update(
-        window_minutes=240,
+        window_minutes=720,  # two windows a day (as make quick): the default hourly windows cost seconds here
         micro_batch_events=500,
         sensitivity_strengths=[0.0, 0.5],
         sensitivity_days=7,

@@ -30,3 +30,13 @@ def test_a_stage_process_validates_notebooks_without_loading_the_unused_modules(
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-2:] == ["invalid notebook refused", "[]"]
+
+
+def test_the_simulate_and_validate_stages_do_not_load_the_model_libraries():
+    """simulate and validate fit and persist nothing: their process loads neither scikit-learn nor skops (which
+    walks every scikit-learn estimator at import), about 3 s per stage; the prep stage loads them when it writes."""
+    script = ("import sys\nimport atelier.data.stage\nprint(sorted({name.split('.')[0] for name in sys.modules}"
+              " & {'sklearn', 'skops', 'xgboost'}))\nfrom atelier.data.stage import write_prep\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"

@@ -15,8 +15,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-from sklearn.base import BaseEstimator
+# skops and scikit-learn are imported where a model is saved or loaded: importing skops walks every scikit-learn
+# estimator (about 1.5 s), which stages that never persist a model (simulate, validate) should not pay.
+
 
 #: scikit-learn's compiled tree structures: fitted trees hold them as data (no code runs on load).
 TRUSTED_SKLEARN_DATA_TYPES = frozenset(
@@ -43,6 +44,8 @@ def _trusted(type_name: str) -> bool:
     except (ImportError, AttributeError):
         return False
     # Estimators, and the plain named tuples some of them keep (IterativeImputer's _ImputerTriplet).
+    from sklearn.base import BaseEstimator
+
     return isinstance(candidate, type) and issubclass(candidate, (BaseEstimator, tuple))
 
 
@@ -92,12 +95,16 @@ def save_skops(estimator: Any, path: Path | str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import skops.io as sio
+
     path.write_bytes(_stable_zip(sio.dumps(estimator)))
     return path
 
 
 def load_skops(path: Path | str) -> Any:
     """Load an object saved by `save_skops`, trusting only scikit-learn classes and numpy dtypes."""
+    import skops.io as sio
+
     untrusted = sio.get_untrusted_types(file=path)
     unexpected = [t for t in untrusted if not _trusted(t)]
     if unexpected:

@@ -16,12 +16,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.pipeline import Pipeline
 
 from atelier.core import paths
 from atelier.core import spark as spark_engine
@@ -31,7 +30,6 @@ from atelier.core.io import read_json, write_json, write_parquet
 from atelier.core.persist import save_skops
 from atelier.data import spark as data_spark
 from atelier.data.features import FeatureSettings
-from atelier.data.prep_metrics import feature_spec, prep_metrics
 from atelier.data.simulate.config import SimulationConfig, config_from_params
 from atelier.data.simulate.shop import check_timeline, chunks, shop_metrics
 from atelier.data.simulate.world import build_world
@@ -46,6 +44,9 @@ from atelier.data.validate import (
     summary_text,
     validate_tables,
 )
+
+if TYPE_CHECKING:  # scikit-learn is not imported by the stages that do not fit anything (simulate, validate)
+    from sklearn.pipeline import Pipeline
 
 SKIPPED_NOTE = (
     "data.source is 'files': the pipeline reads your data from data.path, so nothing was simulated "
@@ -256,6 +257,8 @@ def write_prep(
     tables: dict[str, pd.DataFrame], cutoffs: list[pd.Timestamp], imputer: str, daily: pd.DataFrame,
 ) -> dict[str, Any]:
     """Write the prep stage's data, transformer, feature spec, plot data and metrics; return the metrics."""
+    from atelier.data.prep_metrics import feature_spec, prep_metrics  # scikit-learn: not for simulate or validate
+
     root = Path(root)
     (root / paths.PREP_PLOTS).mkdir(parents=True, exist_ok=True)
     daily.reset_index().assign(day=lambda d: d["day"].dt.strftime("%Y-%m-%d")).to_csv(
