@@ -61,6 +61,8 @@ def tiny_params() -> dict:
             "xgboost": {"n_estimators": [20], "max_depth": [2], "learning_rate": [0.1]},
         },
     )
+    params["ope"]["replay"].update(days=7)  # a week of exploration and truth runs (the default: two)
+    params["ope"]["estimators"].update(n_boot=100, dm_refits=5)
     params["robustness"]["fairness"].update(min_group_size=10, min_buyers=3, uplift_min_sessions=20, bootstrap=50)
     params["robustness"]["retraining"].update(start="2025-02-01", end="2025-06-01", window_months=1)
     params["robustness"]["explainability"].update(customers=4, seeds=2)

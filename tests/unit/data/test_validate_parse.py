@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from atelier.data.validate.parse import (
+    clean_text,
     id_types,
     integer_like,
     parse_integer,
@@ -103,3 +105,17 @@ def test_id_types_is_per_entity_across_tables():
 def test_to_naive_utc():
     assert to_naive_utc("2025-01-01T12:00:00+01:00") == pd.Timestamp("2025-01-01 11:00")
     assert to_naive_utc(pd.Timestamp("2025-01-01 11:00")) == pd.Timestamp("2025-01-01 11:00")
+
+
+@pytest.mark.parametrize("categories", [["view", " cart ", "", "  ", "purchase"], ["a"], [1, 2, 3]])
+def test_clean_text_of_a_categorical_equals_converting_every_row(categories):
+    """Dictionary-encoded text (read as a categorical) is cleaned per category and spread by code: the result must
+    be what converting, stripping and blanking every row gives, missing values included."""
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-1, len(categories), 2000)  # -1: missing
+    values = pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=np.arange(2000) * 3, name="c")
+    row_by_row = values.astype("string").str.strip()
+    expected = row_by_row.mask(row_by_row == "")
+    cleaned = clean_text(values)
+    pd.testing.assert_series_equal(cleaned, expected, check_exact=True)
+    assert cleaned.isna().sum() >= (codes == -1).sum() > 0
