@@ -18,13 +18,12 @@ import json
 import resource
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pyarrow.parquet as pq
+from tree_memory import TreeMemory  # benchmarks/ (this script's folder)
 
 from atelier.core import spark as spark_engine
 from atelier.core.config import load_params
@@ -35,33 +34,6 @@ from atelier.data.snapshots import build_snapshots
 from atelier.data.stage import simulate_shop
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class TreeMemory:
-    """The peak resident memory of this process and all its descendants, sampled on a background thread."""
-
-    def __init__(self, every: float = 0.2) -> None:
-        self.peak, self.every, self._stop = 0, every, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.every)
-
-    def stop(self) -> int:
-        """Stop sampling; the peak in MB."""
-        self._stop.set()
-        self._thread.join()
-        return round(self.peak / 2**20)
 
 
 def spilled_bytes(event_logs: Path) -> dict[str, int]:

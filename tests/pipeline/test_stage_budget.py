@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -13,6 +14,7 @@ from atelier.report import workspace
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import stage_budget  # noqa: E402
+from tree_memory import TreeMemory  # noqa: E402
 
 
 def test_the_budget_file_covers_every_stage():
@@ -45,3 +47,18 @@ def test_a_clean_workspace_gives_the_stage_order_and_one_stage_s_figures(tmp_pat
     assert (REPO / "metrics" / "simulate.json").read_bytes() == project_metrics, "the project's outputs untouched"
     assert 0 < figures["cpu_seconds"] and 0 < figures["wall_seconds"] < 600
     assert 50 < figures["peak_memory_mb"] < 8000  # a Python process with pandas loaded, counted in MB
+
+
+def test_tree_memory_sums_the_processes_alive_together():
+    """Two children of 150 MB each, alive together under one parent: the tree's peak is their sum (no single
+    process reaches 200 MB, which is all a per-process peak would show)."""
+    child = "import time; block = bytearray(150 * 2**20); time.sleep(3)"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys
+children = [subprocess.Popen([sys.executable, "-c", {child!r}]) for _ in range(2)]
+for process in children:
+    process.wait()
+"""])
+    memory = TreeMemory(parent.pid, every=0.05)
+    parent.wait(timeout=60)
+    assert memory.stop() > 300

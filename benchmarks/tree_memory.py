@@ -1,0 +1,45 @@
+"""The peak resident memory of a process and all its descendants, sampled on a background thread.
+
+A stage's work now runs in several processes at once (the stage, its notebook's kernel, worker processes that
+overlap independent pieces), so its peak memory is the largest *sum* over the processes alive together, not
+the largest single process (which `getrusage`'s ru_maxrss reports).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import psutil
+
+
+class TreeMemory:
+    """Sample the resident memory of process `pid` (default: this one) plus all its descendants every `every`
+    seconds until `stop()`; `peak` is the largest total seen, in bytes."""
+
+    def __init__(self, pid: int | None = None, every: float = 0.2) -> None:
+        self.peak, self.every, self._stop = 0, every, threading.Event()
+        self._root = psutil.Process(os.getpid() if pid is None else pid)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                tree = [self._root, *self._root.children(recursive=True)]
+            except psutil.Error:  # the root has exited
+                tree = []
+            for process in tree:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:  # exited between listing and reading
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.every)
+
+    def stop(self) -> int:
+        """Stop sampling; the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return round(self.peak / 2**20)
