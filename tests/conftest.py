@@ -129,6 +129,20 @@ def fresh_copy(destination: Path) -> Path:
     return destination
 
 
+def link_venv(root: Path) -> None:
+    """Link the project's .venv into a copy (what `make repro` would build there; pip install is not tested).
+
+    Refused when the environment is older than requirements.lock or pyproject.toml: `make` in the copy would then
+    reinstall into the linked environment and point its editable install at the copy, which the test run deletes.
+    """
+    stamp = REPO / ".venv" / ".installed"
+    stale = [name for name in ("requirements.lock", "pyproject.toml")
+             if not stamp.exists() or (REPO / name).stat().st_mtime > stamp.stat().st_mtime]
+    if stale:
+        raise RuntimeError(f"{REPO / '.venv'} is older than {', '.join(stale)}: run `make venv` first, then the tests")
+    (root / ".venv").symlink_to(REPO / ".venv")
+
+
 def copy_project(source: Path, destination: Path) -> Path:
     """A copy of a built project (its git repo, DVC cache and outputs; .venv stays a link) to change freely."""
     return Path(shutil.copytree(source, destination, symlinks=True))
@@ -190,7 +204,7 @@ def _make_repro_on_a_fresh_copy(folder: Path) -> subprocess.CompletedProcess:
     root = fresh_copy(folder)
     write_params(tiny_params(), root)
     (root / paths.QUICK_PARAMS_FILE).write_text(yaml.safe_dump({"run_label": QUICK_LABEL}), encoding="utf-8")
-    (root / ".venv").symlink_to(REPO / ".venv")  # what `make repro` would build (pip install is not tested)
+    link_venv(root)
     committed = bare_bash("git add -A && git commit -qm 'a clone'", root)
     return bare_bash("make repro", root) if committed.returncode == 0 else committed
 
@@ -219,7 +233,7 @@ def _dvc_repro_on_orders_alone(folder: Path) -> subprocess.CompletedProcess:
     params = tiny_params()
     params["data"].update(source="files", path="mydata")
     write_params(params, root)
-    (root / ".venv").symlink_to(REPO / ".venv")
+    link_venv(root)
     return bare_bash(".venv/bin/dvc repro", root)
 
 
