@@ -7,6 +7,7 @@ built from it in memory, so tests can make a context from any tables.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class ReplayContext:
     assortment: Assortment
     world: ReplayWorld | None = field(default=None)
     recommender: ListRecommender | None = field(default=None)  # the learned lists (recommend stage), if any
+    _start: StreamingState | None = field(default=None, init=False, repr=False, compare=False)  # see initial_state
 
     @property
     def cutoff(self) -> pd.Timestamp:
@@ -67,10 +69,17 @@ class ReplayContext:
         return before_cutoff(self.tables, self.cutoff)
 
     def initial_state(self) -> StreamingState:
-        """The profile store at the cutoff, from the batch state (the same definitions as prep)."""
-        batch = customer_state(self.past, self.cutoff, self.features)
-        return StreamingState.from_batch(batch, self.cutoff, self.features, products=self.tables.get("products"),
-                                         customers=self.tables.get("customers"))
+        """The profile store at the cutoff, from the batch state (the same definitions as prep).
+
+        Built on the first call (seconds: the batch state of all the history) and kept; every call gets its own
+        copy, so each loop, check or measurement updates a store of its own. A context sent to a worker process
+        after the first call carries the store with it (the sweep's runs do not rebuild it)."""
+        if self._start is None:
+            batch = customer_state(self.past, self.cutoff, self.features)
+            self._start = StreamingState.from_batch(batch, self.cutoff, self.features,
+                                                    products=self.tables.get("products"),
+                                                    customers=self.tables.get("customers"))
+        return copy.deepcopy(self._start)
 
     def personalizer(self, state: StreamingState, learned: bool = True,
                      exploration: Exploration | None = None) -> Personalizer:

@@ -54,7 +54,7 @@ _NUMBERS = {
 }
 _SHARES = ("late_share", "duplicate_share", "malformed_share", "treatment_share")
 _COUNTS = {"micro_batch_events": 1, "sensitivity_days": 1, "explain_sample": 0, "checkpoint_every_windows": 1,
-           "workers": 1}
+           "workers": 1, "throughput_batches": 1}
 
 
 def _number(section: dict[str, Any], key: str, what: str) -> float:
@@ -83,6 +83,7 @@ class ReplaySettings:
     drift: DriftRule
     seed: int
     workers: int = 1  # processes for the sensitivity replays (results do not depend on it)
+    throughput_batches: int = 10  # micro-batches of the recorded stream the throughput is measured on (a timing)
 
     @classmethod
     def from_params(cls, section: dict[str, Any], seed: int) -> ReplaySettings:
@@ -132,6 +133,7 @@ class ReplaySettings:
             drift=DriftRule.from_params(section["drift"]),
             seed=int(seed),
             workers=counts["workers"],
+            throughput_batches=counts["throughput_batches"],
         )
 
 
