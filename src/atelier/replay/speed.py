@@ -8,11 +8,13 @@ go to the report and the plot files, never to the metrics (which must repeat exa
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from atelier.core.parallel import start
 from atelier.data.features import microseconds
 from atelier.data.simulate.world import stream
 from atelier.replay.context import ReplayContext
@@ -126,3 +128,10 @@ def measure(context: ReplayContext, events: pd.DataFrame, orders: pd.DataFrame,
     return {"throughput": throughput, "batch": latency_summary(np.asarray(batch_seconds, dtype=float)),
             "target": latency_target(milliseconds), "rows": latency_rows(batch_seconds, per_event),
             "bins": latency_bins(milliseconds)}
+
+
+def start_measure(context: ReplayContext, events: pd.DataFrame, orders: pd.DataFrame,
+                  batch_seconds: list[float]) -> Future[dict[str, Any]]:
+    """`measure` in a worker process of its own while the caller goes on (the report checks parity meanwhile):
+    `.result()` waits for it and returns what `measure` returns (or raises its error)."""
+    return start(measure, context, events, orders, list(batch_seconds))

@@ -103,3 +103,14 @@ def test_throughput_is_timed_on_the_first_micro_batches_of_the_recorded_stream(c
     assert throughput["records"] == 200 < throughput["recorded"] == len(recorded)
     assert throughput == {**speed.micro_batch_throughput(short, recorded.head(200)), "recorded": len(recorded),
                           "seconds": throughput["seconds"], "records_per_second": throughput["records_per_second"]}
+
+
+def test_the_measurement_started_in_another_process_measures_the_same_stream(context, replayed):
+    events, orders, batch_seconds = replayed
+    here = speed.measure(context, events, orders, batch_seconds)
+    there = speed.start_measure(context, events, orders, batch_seconds).result()
+    timed = ("seconds", "records_per_second")
+    assert {k: v for k, v in there["throughput"].items() if k not in timed} == {
+        k: v for k, v in here["throughput"].items() if k not in timed}
+    pd.testing.assert_frame_equal(there["rows"][["kind"]], here["rows"][["kind"]])  # the same decisions timed
+    assert there["batch"] == here["batch"]  # the closed loop's own batches
