@@ -326,8 +326,13 @@ class ClosedLoop:
             self._keep_dead_letters(result.dead_letters)
 
     def frames(self, kind: str) -> pd.DataFrame:
-        """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters."""
+        """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters.
+
+        The parts are stacked once and kept stacked: a later call (or checkpoint) stacks that frame with the parts
+        made since, not every window's part again (the same frame: stacking is done in the same order)."""
         parts = self.outputs.get(kind, [])
+        if len(parts) > 1:
+            parts[:] = [pd.concat(parts, ignore_index=True)]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     def same_profiles(self, other: ClosedLoop, customers: np.ndarray, as_of: pd.Timestamp) -> bool:

@@ -38,7 +38,7 @@ def test_a_longer_loop_stopped_after_the_sweeps_days_has_made_the_sweeps_run_and
                                   sensitivity.replay_days(noisy, noisy.settings.response_strength, 1))
     paused.run(until=longer, checkpoint_dir=tmp_path / "ck", progress=False)
     assert paused.window == whole.window == longer
-    for kind in ("visits", "decisions", "dead_letters"):
+    for kind in ("visits", "decisions", "dead_letters", "events", "orders", "profiles"):  # asked for midway or not
         pd.testing.assert_frame_equal(paused.frames(kind), whole.frames(kind))
 
 
