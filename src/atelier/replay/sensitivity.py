@@ -73,14 +73,14 @@ def start_sweep(context: ReplayContext, strengths: tuple[float, ...], days: int,
     """Start a sweep's runs on `workers` processes and return at once (`collect` waits for them and makes the table).
 
     `lent`: runs the caller makes itself and gives to `collect` as `known` (the report's loop lends the run at the
-    assumed strength), not started here. Every `workers`-th run goes to one process (the context sent once to each,
-    with its profile store at the cutoff, built here first); every run is seeded on its own, so the visits are the
-    same as `sweep`'s, whatever the number of processes."""
+    assumed strength), not started here. Every `workers`-th run goes to one process (`context.for_worker()` sent
+    once to each, with its profile store at the cutoff, built here first); every run is seeded on its own, so the
+    visits are the same as `sweep`'s, whatever the number of processes."""
     started = [run for run in runs_of(context, strengths) if run not in set(lent)]
-    context.initial_state()  # built once here, and sent with the context: no worker rebuilds it
     groups = [started[first::workers] for first in range(min(workers, len(started)))]
+    light = context.for_worker()  # with the store at the cutoff, built once here: no worker rebuilds it
     return PendingSweep(tuple(strengths), variants(context), context.settings.seed,
-                        [(group, start(_replay_runs, context, days, group)) for group in groups])
+                        [(group, start(_replay_runs, light, days, group)) for group in groups])
 
 
 def collect(pending: PendingSweep, n_boot: int = 300, keep: dict[tuple[float, bool], pd.DataFrame] | None = None,
@@ -109,8 +109,8 @@ def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boo
     own: the same visits with 1 worker or 2). `keep` collects each run's visits by (strength, learned)."""
     known = known or {}
     missing = [run for run in runs_of(context, strengths) if run not in known]
-    context.initial_state()  # built once here, and sent with the context: no worker rebuilds it
-    visits_by_run = {**known, **dict(zip(missing, dealt_map(partial(_replay_run, context, days), missing, workers)))}
+    light = context.for_worker()  # with the store at the cutoff, built once here: no worker rebuilds it
+    visits_by_run = {**known, **dict(zip(missing, dealt_map(partial(_replay_run, light, days), missing, workers)))}
     return table(tuple(strengths), variants(context), visits_by_run, context.settings.seed, n_boot, keep)
 
 

@@ -134,4 +134,4 @@ def start_measure(context: ReplayContext, events: pd.DataFrame, orders: pd.DataF
                   batch_seconds: list[float]) -> Future[dict[str, Any]]:
     """`measure` in a worker process of its own while the caller goes on (the report checks parity meanwhile):
     `.result()` waits for it and returns what `measure` returns (or raises its error)."""
-    return start(measure, context, events, orders, list(batch_seconds))
+    return start(measure, context.for_worker(), events, orders, list(batch_seconds))

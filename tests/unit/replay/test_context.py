@@ -75,3 +75,13 @@ def test_the_store_at_the_cutoff_is_built_once_and_every_caller_gets_a_copy_of_i
     assert not first.features(customers, later).equals(scratch.features(customers, later))
     assert_same_profiles(fresh.initial_state(), scratch, customers, later, exact=True)  # ...the next is as built
     assert_same_profiles(second, scratch, customers, later, exact=True)
+
+
+def test_the_context_for_a_worker_leaves_the_history_out_and_replays_the_same(context):
+    light = context.for_worker()
+    assert "events" not in light.tables and set(light.tables) == set(context.tables) - {"events"}
+    assert light._start is context._start is not None  # the store at the cutoff, built once, carried along
+    mine = context.closed_loop().run(until=24, progress=False)
+    theirs = light.closed_loop().run(until=24, progress=False)
+    for kind in ("visits", "decisions", "events"):
+        pd.testing.assert_frame_equal(theirs.frames(kind), mine.frames(kind))
