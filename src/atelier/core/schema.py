@@ -88,7 +88,7 @@ SCHEMA: dict[str, Any] = {
             ("window_minutes", "micro_batch_events", "watermark_delay_seconds", "allowed_lateness_seconds",
              "network_delay_seconds", "late_share", "duplicate_share", "malformed_share", "treatment_share",
              "response_strength", "sensitivity_strengths", "sensitivity_days", "explain_sample",
-             "checkpoint_every_windows", "workers"), LEAF),
+             "checkpoint_every_windows", "workers", "throughput_batches"), LEAF),
         "policy": {"recommendations": LEAF, "high_propensity": LEAF, "banners": FREE},
         "drift": dict.fromkeys(("columns", "psi_threshold", "consecutive_days"), LEAF),
     },

@@ -7,6 +7,8 @@ built from it in memory, so tests can make a context from any tables.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,7 @@ class ReplayContext:
     assortment: Assortment
     world: ReplayWorld | None = field(default=None)
     recommender: ListRecommender | None = field(default=None)  # the learned lists (recommend stage), if any
+    _start: StreamingState | None = field(default=None, init=False, repr=False, compare=False)  # see initial_state
 
     @property
     def cutoff(self) -> pd.Timestamp:
@@ -67,10 +70,29 @@ class ReplayContext:
         return before_cutoff(self.tables, self.cutoff)
 
     def initial_state(self) -> StreamingState:
-        """The profile store at the cutoff, from the batch state (the same definitions as prep)."""
-        batch = customer_state(self.past, self.cutoff, self.features)
-        return StreamingState.from_batch(batch, self.cutoff, self.features, products=self.tables.get("products"),
-                                         customers=self.tables.get("customers"))
+        """The profile store at the cutoff, from the batch state (the same definitions as prep).
+
+        Built on the first call (seconds: the batch state of all the history) and kept; every call gets its own
+        copy, so each loop, check or measurement updates a store of its own. A context sent to a worker process
+        after the first call carries the store with it (the sweep's runs do not rebuild it)."""
+        return copy.deepcopy(self._built_start())
+
+    def _built_start(self) -> StreamingState:
+        if self._start is None:
+            batch = customer_state(self.past, self.cutoff, self.features)
+            self._start = StreamingState.from_batch(batch, self.cutoff, self.features,
+                                                    products=self.tables.get("products"),
+                                                    customers=self.tables.get("customers"))
+        return self._start
+
+    def for_worker(self) -> ReplayContext:
+        """This context as a worker process running loops or measurements needs it: the store at the cutoff built
+        (here, once) and carried along, the clickstream before the cutoff (most of the data, used only to build
+        that store) left out, so that sending it is cheap. Its loops are the same as this context's."""
+        start = self._built_start()
+        light = dataclasses.replace(self, tables={name: t for name, t in self.tables.items() if name != "events"})
+        light._start = start
+        return light
 
     def personalizer(self, state: StreamingState, learned: bool = True,
                      exploration: Exploration | None = None) -> Personalizer:

@@ -54,7 +54,7 @@ _NUMBERS = {
 }
 _SHARES = ("late_share", "duplicate_share", "malformed_share", "treatment_share")
 _COUNTS = {"micro_batch_events": 1, "sensitivity_days": 1, "explain_sample": 0, "checkpoint_every_windows": 1,
-           "workers": 1}
+           "workers": 1, "throughput_batches": 1}
 
 
 def _number(section: dict[str, Any], key: str, what: str) -> float:
@@ -83,6 +83,7 @@ class ReplaySettings:
     drift: DriftRule
     seed: int
     workers: int = 1  # processes for the sensitivity replays (results do not depend on it)
+    throughput_batches: int = 10  # micro-batches of the recorded stream the throughput is measured on (a timing)
 
     @classmethod
     def from_params(cls, section: dict[str, Any], seed: int) -> ReplaySettings:
@@ -132,6 +133,7 @@ class ReplaySettings:
             drift=DriftRule.from_params(section["drift"]),
             seed=int(seed),
             workers=counts["workers"],
+            throughput_batches=counts["throughput_batches"],
         )
 
 
@@ -324,8 +326,13 @@ class ClosedLoop:
             self._keep_dead_letters(result.dead_letters)
 
     def frames(self, kind: str) -> pd.DataFrame:
-        """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters."""
+        """All the loop produced so far of one kind: decisions, profiles, visits, events, orders or dead_letters.
+
+        The parts are stacked once and kept stacked: a later call (or checkpoint) stacks that frame with the parts
+        made since, not every window's part again (the same frame: stacking is done in the same order)."""
         parts = self.outputs.get(kind, [])
+        if len(parts) > 1:
+            parts[:] = [pd.concat(parts, ignore_index=True)]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     def same_profiles(self, other: ClosedLoop, customers: np.ndarray, as_of: pd.Timestamp) -> bool:

@@ -75,11 +75,12 @@ class Plan:
 
 
 def plan(tables: dict[str, pd.DataFrame], trigger: Any, cutoff: pd.Timestamp, horizon_days: int, count: int,
-         features: FeatureSettings) -> Plan:
-    """The training and evaluation snapshots of a retraining triggered on `trigger` (`tables`: data and replay)."""
+         features: FeatureSettings, workers: int = 1) -> Plan:
+    """The training and evaluation snapshots of a retraining triggered on `trigger` (`tables`: data and replay),
+    built on `workers` processes (the same snapshots with 1 or more)."""
     day = retrain_day(trigger, cutoff, horizon_days)
     window = retraining_cutoffs(day, horizon_days, count)
-    snapshots = build_snapshots(tables, window + [day], horizon_days, features)
+    snapshots = build_snapshots(tables, window + [day], horizon_days, features, workers=workers)
     train, evaluation = snapshots[snapshots["cutoff"] < day], snapshots[snapshots["cutoff"] == day]
     complete = not evaluation["label"].isna().any()
     return Plan(trigger=pd.Timestamp(trigger), retrain_day=day, train_cutoffs=window, train=train,

@@ -7,13 +7,15 @@ shown changes nothing, so its interval must cover 0: `null_check` says whether i
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from atelier.core.parallel import dealt_map
+from atelier.core.parallel import dealt_map, start
 from atelier.replay import abtest
 from atelier.replay.context import ReplayContext
 
@@ -41,6 +43,60 @@ def _replay_run(context: ReplayContext, days: int, run: tuple[float, bool]) -> p
     return replay_days(context, run[0], days, run[1])
 
 
+def _replay_runs(context: ReplayContext, days: int, runs: list[tuple[float, bool]]) -> list[pd.DataFrame]:
+    """The visits of each (strength, learned) run, one after another (a worker's share of a started sweep)."""
+    return [_replay_run(context, days, run) for run in runs]
+
+
+def variants(context: ReplayContext) -> tuple[bool, ...]:
+    """Which lists each strength is replayed with: the learned ones (True) and, when there are any, the rule's."""
+    return (True, False) if context.recommender is not None else (True,)
+
+
+def runs_of(context: ReplayContext, strengths: tuple[float, ...]) -> list[tuple[float, bool]]:
+    """A sweep's runs, (strength, learned), in the table's order."""
+    return [(float(strength), learned) for strength in strengths for learned in variants(context)]
+
+
+@dataclass
+class PendingSweep:
+    """A sweep under way in worker processes (`start_sweep`): each part is some runs and the future of their visits."""
+
+    strengths: tuple[float, ...]
+    variants: tuple[bool, ...]
+    seed: int
+    parts: list[tuple[list[tuple[float, bool]], Future]]
+
+
+def start_sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, lent: tuple[tuple[float, bool], ...]
+                = (), workers: int = 1) -> PendingSweep:
+    """Start a sweep's runs on `workers` processes and return at once (`collect` waits for them and makes the table).
+
+    `lent`: runs the caller makes itself and gives to `collect` as `known` (the report's loop lends the run at the
+    assumed strength), not started here. Every `workers`-th run goes to one process (`context.for_worker()` sent
+    once to each, with its profile store at the cutoff, built here first); every run is seeded on its own, so the
+    visits are the same as `sweep`'s, whatever the number of processes."""
+    started = [run for run in runs_of(context, strengths) if run not in set(lent)]
+    groups = [started[first::workers] for first in range(min(workers, len(started)))]
+    light = context.for_worker()  # with the store at the cutoff, built once here: no worker rebuilds it
+    return PendingSweep(tuple(strengths), variants(context), context.settings.seed,
+                        [(group, start(_replay_runs, light, days, group)) for group in groups])
+
+
+def collect(pending: PendingSweep, n_boot: int = 300, keep: dict[tuple[float, bool], pd.DataFrame] | None = None,
+            known: dict[tuple[float, bool], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The table of a sweep started by `start_sweep` (waits for its runs; errors in a worker are raised here), the same
+    as `sweep`'s. `known` must hold the runs lent to it; `keep` collects each run's visits by (strength, learned)."""
+    visits_by_run = dict(known or {})
+    for group, future in pending.parts:
+        visits_by_run.update(zip(group, future.result()))
+    absent = [(float(s), learned) for s in pending.strengths for learned in pending.variants
+              if (float(s), learned) not in visits_by_run]
+    if absent:
+        raise ValueError(f"sensitivity runs {absent} were neither started nor given as known (the lent runs)")
+    return table(pending.strengths, pending.variants, visits_by_run, pending.seed, n_boot, keep)
+
+
 def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boot: int = 300,
           keep: dict[tuple[float, bool], pd.DataFrame] | None = None,
           known: dict[tuple[float, bool], pd.DataFrame] | None = None, workers: int = 1) -> pd.DataFrame:
@@ -49,21 +105,27 @@ def sweep(context: ReplayContext, strengths: tuple[float, ...], days: int, n_boo
     of the same arm showing the favourite-category rule's pages instead (`rule_*`; NaN without learned lists).
 
     `known`: runs already made, by (strength, learned), reused instead of replayed; the others run on `workers`
-    processes (the context sent once to each; every run is seeded on its own: the same visits with 1 worker or 2).
-    `keep` collects each run's visits by (strength, learned)."""
-    variants = (True, False) if context.recommender is not None else (True,)
-    runs = [(float(strength), learned) for strength in strengths for learned in variants]
+    processes while the caller waits (`start_sweep` and `collect` let it go on meanwhile; every run is seeded on its
+    own: the same visits with 1 worker or 2). `keep` collects each run's visits by (strength, learned)."""
     known = known or {}
-    missing = [run for run in runs if run not in known]
-    visits_by_run = {**known, **dict(zip(missing, dealt_map(partial(_replay_run, context, days), missing, workers)))}
+    missing = [run for run in runs_of(context, strengths) if run not in known]
+    light = context.for_worker()  # with the store at the cutoff, built once here: no worker rebuilds it
+    visits_by_run = {**known, **dict(zip(missing, dealt_map(partial(_replay_run, light, days), missing, workers)))}
+    return table(tuple(strengths), variants(context), visits_by_run, context.settings.seed, n_boot, keep)
+
+
+def table(strengths: tuple[float, ...], lists: tuple[bool, ...], visits_by_run: dict[tuple[float, bool], pd.DataFrame],
+          seed: int, n_boot: int = 300, keep: dict[tuple[float, bool], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The sweep's table from every run's visits, by (strength, learned): one row per strength (`COLUMNS`), each
+    with the `lists` it was replayed with (`variants`); the bootstraps seeded by `seed`."""
     rows = []
     for strength in strengths:
         row: dict[str, float] = {"strength": strength}
-        for learned in variants:
+        for learned in lists:
             visits = visits_by_run[float(strength), learned]
             if keep is not None:
                 keep[strength, learned] = visits
-            result = abtest.measure(visits, context.settings.seed, n_boot=n_boot)["conversion"]
+            result = abtest.measure(visits, seed, n_boot=n_boot)["conversion"]
             if learned:
                 row.update(visits=len(visits), **{c: result[c] for c in COLUMNS[2:7]})
             else:

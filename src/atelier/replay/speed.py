@@ -8,11 +8,13 @@ go to the report and the plot files, never to the metrics (which must repeat exa
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from atelier.core.parallel import start
 from atelier.data.features import microseconds
 from atelier.data.simulate.world import stream
 from atelier.replay.context import ReplayContext
@@ -109,17 +111,27 @@ def latency_rows(batch_seconds: list[float], per_event: pd.DataFrame) -> pd.Data
 
 def measure(context: ReplayContext, events: pd.DataFrame, orders: pd.DataFrame,
             batch_seconds: list[float]) -> dict[str, Any]:
-    """The replay's speed: micro-batch throughput on its recorded stream, per-event latency on the first
+    """The replay's speed: micro-batch throughput on the first `throughput_batches` micro-batches of its recorded
+    stream (a steady rate without replaying the whole period a second time), per-event latency on the first
     `LATENCY_RECORDS` records of its first day (a few hundred decisions: enough for a p99, a fraction of the time).
 
-    throughput (`micro_batch_throughput`), batch (`monitor.latency_summary` of the closed loop's
-    `batch_seconds`), target (`latency_target` of the per-event latencies), rows (`latency_rows`)
-    and bins (`latency_bins`).
+    throughput (`micro_batch_throughput`, with `recorded`: the records of the whole recorded stream), batch
+    (`monitor.latency_summary` of the closed loop's `batch_seconds`), target (`latency_target` of the per-event
+    latencies), rows (`latency_rows`) and bins (`latency_bins`).
     """
-    throughput = micro_batch_throughput(context, network_stream(context, events, orders, THROUGHPUT_STREAM))
+    recorded = network_stream(context, events, orders, THROUGHPUT_STREAM)
+    measured = recorded.head(context.settings.throughput_batches * context.settings.micro_batch_events)
+    throughput = {**micro_batch_throughput(context, measured), "recorded": len(recorded)}
     first_day = network_stream(context, events, orders, LATENCY_STREAM, until=context.cutoff + pd.Timedelta(days=1))
     per_event = per_event_latency(context, first_day, limit=LATENCY_RECORDS)
     milliseconds = per_event["milliseconds"].to_numpy(float)
     return {"throughput": throughput, "batch": latency_summary(np.asarray(batch_seconds, dtype=float)),
             "target": latency_target(milliseconds), "rows": latency_rows(batch_seconds, per_event),
             "bins": latency_bins(milliseconds)}
+
+
+def start_measure(context: ReplayContext, events: pd.DataFrame, orders: pd.DataFrame,
+                  batch_seconds: list[float]) -> Future[dict[str, Any]]:
+    """`measure` in a worker process of its own while the caller goes on (the report checks parity meanwhile):
+    `.result()` waits for it and returns what `measure` returns (or raises its error)."""
+    return start(measure, context.for_worker(), events, orders, list(batch_seconds))

@@ -107,7 +107,8 @@ def retrain(context: ReplayContext, settings: candidates.ModelSettings, tables: 
             trigger: Any | None) -> dict[str, Any]:
     """Drift-triggered retraining (`atelier.replay.retraining`) through a copy of the registry and its promotion rule.
 
-    `tables` are the data with the replay's records (`ReplayContext.with_replay`). The challenger is
+    `tables` are the data with the replay's records (`ReplayContext.with_replay`); its snapshots are built on
+    `replay.workers` processes (the same snapshots as one after another). The challenger is
     registered in models/replay_registry/ (a copy of the project's registry, which is left
     untouched) and promoted there only if it wins out of time by the promotion margin. The live loop
     is not changed: it served the champion it started with throughout. Without a trigger, in an open
@@ -120,7 +121,8 @@ def retrain(context: ReplayContext, settings: candidates.ModelSettings, tables: 
     source = Registry(context.root / paths.REGISTRY_DIR)
     metadata = source.metadata(champion.version)
     count = retraining.snapshot_count(metadata, context.cutoffs)
-    plan = retraining.plan(tables, trigger, context.cutoff, context.horizon_days, count, context.features)
+    plan = retraining.plan(tables, trigger, context.cutoff, context.horizon_days, count, context.features,
+                           workers=context.settings.workers)
     if plan.incomplete is not None:
         return retraining.not_retrained(plan)
     challenger, columns = retraining.fit_challenger(plan.train, metadata, settings)

@@ -7,7 +7,11 @@ import dataclasses
 import pandas as pd
 import pytest
 
+from atelier.data.features import customer_state
 from atelier.replay.context import id_floor
+from atelier.replay.state import StreamingState
+
+from .replay_shop import all_customers, assert_same_profiles
 
 
 def test_the_replay_starts_at_the_last_cutoff_and_ends_with_the_simulated_period(context, params):
@@ -52,3 +56,32 @@ def test_id_floor_is_the_largest_session_and_order_id():
               "orders": pd.DataFrame({"order_id": [5, 12], "session_id": [11, None]})}
     assert id_floor(tables) == {"session": 11, "order": 12}
     assert id_floor({"orders": pd.DataFrame({"order_id": ["7", "x"]})}) == {"session": 0, "order": 7}
+
+
+def test_the_store_at_the_cutoff_is_built_once_and_every_caller_gets_a_copy_of_its_own(context):
+    fresh = dataclasses.replace(context)  # a context that has built nothing yet
+    assert fresh._start is None
+    first = fresh.initial_state()
+    built = fresh._start
+    second = fresh.initial_state()
+    assert fresh._start is built and len({id(first), id(second), id(built)}) == 3
+    scratch = StreamingState.from_batch(customer_state(context.past, context.cutoff, context.features), context.cutoff,
+                                        context.features, products=context.tables["products"],
+                                        customers=context.tables["customers"])
+    customers, later = all_customers(context, scratch), context.cutoff + pd.Timedelta(days=2)
+    assert_same_profiles(first, scratch, customers, later, exact=True)
+    events = context.tables["events"]
+    first.apply(events[(events["ts"] >= context.cutoff) & (events["ts"] < later)], None)  # one copy moves on...
+    assert not first.features(customers, later).equals(scratch.features(customers, later))
+    assert_same_profiles(fresh.initial_state(), scratch, customers, later, exact=True)  # ...the next is as built
+    assert_same_profiles(second, scratch, customers, later, exact=True)
+
+
+def test_the_context_for_a_worker_leaves_the_history_out_and_replays_the_same(context):
+    light = context.for_worker()
+    assert "events" not in light.tables and set(light.tables) == set(context.tables) - {"events"}
+    assert light._start is context._start is not None  # the store at the cutoff, built once, carried along
+    mine = context.closed_loop().run(until=24, progress=False)
+    theirs = light.closed_loop().run(until=24, progress=False)
+    for kind in ("visits", "decisions", "events"):
+        pd.testing.assert_frame_equal(theirs.frames(kind), mine.frames(kind))

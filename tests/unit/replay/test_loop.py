@@ -278,6 +278,7 @@ def test_settings_from_the_params_section(params):
     assert settings.sensitivity_strengths == tuple(section["sensitivity_strengths"])
     assert settings.noise.lateness_seconds == section["watermark_delay_seconds"] + section["allowed_lateness_seconds"]
     assert settings.drift.columns == tuple(section["drift"]["columns"]) and settings.policy.recommendations == 6
+    assert (settings.workers, settings.throughput_batches) == (section["workers"], section["throughput_batches"])
 
 
 @pytest.mark.parametrize("change, message", [
@@ -287,6 +288,7 @@ def test_settings_from_the_params_section(params):
     ({"late_share": 1.5}, "replay.late_share: a share must lie between 0 and 1"),
     ({"allowed_lateness_seconds": -1}, "replay.allowed_lateness_seconds: must be 0 or more"),
     ({"micro_batch_events": 0}, "replay.micro_batch_events: must be a whole number, 1 or more"),
+    ({"throughput_batches": 0}, "replay.throughput_batches: must be a whole number, 1 or more"),
     ({"explain_sample": 2.5}, "replay.explain_sample: must be a whole number"),
     ({"sensitivity_strengths": 0.5}, "replay.sensitivity_strengths: must be a list"),
     ({"sensitivity_strengths": [0.0, "strong"]}, "replay.sensitivity_strengths: must be a list"),

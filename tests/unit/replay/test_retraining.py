@@ -172,3 +172,12 @@ def test_the_outcome_of_a_forced_retraining_reads_as_its_verdict(forced_retraini
     last_day = pd.Timestamp(facts["last_day"])
     assert last_day == ctx.end - pd.Timedelta(days=1)
     assert facts["days_left"] == (last_day - pd.Timestamp(result["evaluation_labels_complete_by"])).days
+
+
+def test_the_retraining_snapshots_are_the_same_built_on_one_process_or_two(retrain_project):
+    ctx = retrain_project
+    arguments = (ctx.tables, ctx.cutoff + pd.Timedelta(days=10), ctx.cutoff, ctx.horizon_days, 2, ctx.features)
+    one, two = retraining.plan(*arguments, workers=1), retraining.plan(*arguments, workers=2)
+    assert len(one.train) > 0 and one.train_cutoffs == two.train_cutoffs
+    pd.testing.assert_frame_equal(one.train, two.train)
+    pd.testing.assert_frame_equal(one.evaluation, two.evaluation)

@@ -38,7 +38,7 @@ def test_a_longer_loop_stopped_after_the_sweeps_days_has_made_the_sweeps_run_and
                                   sensitivity.replay_days(noisy, noisy.settings.response_strength, 1))
     paused.run(until=longer, checkpoint_dir=tmp_path / "ck", progress=False)
     assert paused.window == whole.window == longer
-    for kind in ("visits", "decisions", "dead_letters"):
+    for kind in ("visits", "decisions", "dead_letters", "events", "orders", "profiles"):  # asked for midway or not
         pd.testing.assert_frame_equal(paused.frames(kind), whole.frames(kind))
 
 
@@ -63,3 +63,28 @@ def test_null_check_says_whether_the_interval_at_strength_zero_covers_zero(rows,
 def test_null_check_without_a_strength_zero_run():
     check = sensitivity.null_check(_sweep([(0.25, 0.1, -0.1, 0.3), (0.5, 0.2, 0.0, 0.4)]))
     assert check == {"run": False, "relative_uplift": None, "ci_low": None, "ci_high": None, "covers_zero": None}
+
+
+#: Strengths of the overlapped sweep: with the lent run, two started (one per worker without learned lists).
+STRENGTHS = (0.0, 1.0, 2.0)
+
+
+def test_a_sweep_started_in_workers_and_collected_later_is_the_sweep_made_one_by_one(noisy):
+    serial = sensitivity.sweep(noisy, STRENGTHS, days=2, n_boot=50)
+    lent = {(2.0, True): sensitivity.replay_days(noisy, 2.0, 2)}  # made by the caller meanwhile, as the report's loop
+    for workers in (1, 2):
+        pending = sensitivity.start_sweep(noisy, STRENGTHS, days=2, lent=tuple(lent), workers=workers)
+        started = sorted(run for group, _ in pending.parts for run in group)
+        assert started == sorted(set(sensitivity.runs_of(noisy, STRENGTHS)) - set(lent))
+        assert len(pending.parts) == min(workers, len(started))  # each process its share of the runs
+        kept: dict = {}
+        overlapped = sensitivity.collect(pending, n_boot=50, keep=kept, known=lent)
+        pd.testing.assert_frame_equal(overlapped, serial)
+        assert kept[2.0, True] is lent[2.0, True]  # the lent run, not replayed
+        pd.testing.assert_frame_equal(kept[0.0, True], sensitivity.replay_days(noisy, 0.0, 2))
+
+
+def test_collecting_a_sweep_without_its_lent_run_names_the_missing_run(noisy):
+    pending = sensitivity.start_sweep(noisy, (0.0,), days=1, lent=((0.0, True),), workers=1)
+    with pytest.raises(ValueError, match=r"sensitivity runs \[\(0.0, True\)\] were neither started nor given"):
+        sensitivity.collect(pending, n_boot=10)

@@ -3,6 +3,8 @@ latency target."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,8 +82,35 @@ def test_measure_gathers_every_timing(context, replayed):
     events, orders, batch_seconds = replayed
     timing = speed.measure(context, events, orders, batch_seconds)
     assert set(timing) == {"throughput", "batch", "target", "rows", "bins"}
+    recorded = speed.network_stream(context, events, orders, speed.THROUGHPUT_STREAM)
+    assert timing["throughput"]["recorded"] == len(recorded) and timing["throughput"]["balanced"]
+    assert timing["throughput"]["records"] == min(len(recorded), context.settings.throughput_batches
+                                                  * context.settings.micro_batch_events)
     per_event = timing["rows"][timing["rows"]["kind"] == "per_event_decision"]
     assert (timing["rows"]["kind"] == "micro_batch").sum() == len(batch_seconds) == timing["batch"]["count"]
     assert timing["bins"]["count"].sum() == len(per_event) > 0
     first_day = events[events["ts"] < context.cutoff + pd.Timedelta(days=1)]
     assert len(per_event) <= first_day["session_id"].nunique()
+
+
+def test_throughput_is_timed_on_the_first_micro_batches_of_the_recorded_stream(context, replayed):
+    events, orders, batch_seconds = replayed
+    recorded = speed.network_stream(context, events, orders, speed.THROUGHPUT_STREAM)
+    short = dataclasses.replace(context, settings=dataclasses.replace(context.settings, micro_batch_events=100,
+                                                                       throughput_batches=2))
+    assert len(recorded) > 200
+    throughput = speed.measure(short, events, orders, batch_seconds)["throughput"]
+    assert throughput["records"] == 200 < throughput["recorded"] == len(recorded)
+    assert throughput == {**speed.micro_batch_throughput(short, recorded.head(200)), "recorded": len(recorded),
+                          "seconds": throughput["seconds"], "records_per_second": throughput["records_per_second"]}
+
+
+def test_the_measurement_started_in_another_process_measures_the_same_stream(context, replayed):
+    events, orders, batch_seconds = replayed
+    here = speed.measure(context, events, orders, batch_seconds)
+    there = speed.start_measure(context, events, orders, batch_seconds).result()
+    timed = ("seconds", "records_per_second")
+    assert {k: v for k, v in there["throughput"].items() if k not in timed} == {
+        k: v for k, v in here["throughput"].items() if k not in timed}
+    pd.testing.assert_frame_equal(there["rows"][["kind"]], here["rows"][["kind"]])  # the same decisions timed
+    assert there["batch"] == here["batch"]  # the closed loop's own batches
