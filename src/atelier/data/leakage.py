@@ -138,17 +138,20 @@ class LeakageCheck:
 
 
 def leakage_check(
-    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, settings: FeatureSettings, horizon_days: int, seed: int
+    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, settings: FeatureSettings, horizon_days: int, seed: int,
+    snapshot: pd.DataFrame | None = None,
 ) -> LeakageCheck:
     """Rewrite the future after `cutoff` and require the features at `cutoff` to stay exactly as they were.
 
     Raises AssertionError (naming the first difference) if any feature changed: a feature peeked
     past the cutoff. The control rewrites from one day before the cutoff; it changes features
     whenever anything happened in that day, so `control_changed` 0 means this data cannot show the
-    check failing (the unit tests do).
+    check failing (the unit tests do). `snapshot`, the prep snapshot at `cutoff` if it is already built
+    (`build_snapshots`), gives the features as computed instead of building them a second time.
     """
     cutoff = pd.Timestamp(cutoff)
-    as_computed = build_features(tables, cutoff, settings)
+    as_computed = (build_features(tables, cutoff, settings) if snapshot is None
+                   else snapshot.drop(columns=["cutoff", "label"]))
     rewritten, rewrite = scramble_after_cutoff(tables, cutoff, seed=seed)
     pd.testing.assert_frame_equal(build_features(rewritten, cutoff, settings), as_computed, check_exact=True)
     labels = [purchase_label(t["orders"], cutoff, horizon_days).reindex(as_computed.index, fill_value=0)

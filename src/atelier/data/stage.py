@@ -15,6 +15,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+import warnings
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from atelier.core import paths
+from atelier.core import parallel, paths
 from atelier.core import spark as spark_engine
 from atelier.core.config import ParamsError, get
 from atelier.core.contract import DataContractError
@@ -33,7 +35,13 @@ from atelier.data.features import FeatureSettings
 from atelier.data.simulate.config import SimulationConfig, config_from_params
 from atelier.data.simulate.shop import check_timeline, chunks, shop_metrics
 from atelier.data.simulate.world import build_world
-from atelier.data.snapshots import Timeline, build_snapshots, check_cutoffs_in_data, check_label_windows
+from atelier.data.snapshots import (
+    Timeline,
+    build_snapshots,
+    check_cutoffs,
+    check_cutoffs_in_data,
+    check_label_windows,
+)
 from atelier.data.validate import (
     SEE_README,
     ValidationResult,
@@ -45,8 +53,10 @@ from atelier.data.validate import (
     validate_tables,
 )
 
-if TYPE_CHECKING:  # scikit-learn is not imported by the stages that do not fit anything (simulate, validate)
+if TYPE_CHECKING:  # scikit-learn and skops are not imported by the stages that fit nothing (simulate, validate)
     from sklearn.pipeline import Pipeline
+
+    from atelier.data.transform import ImputerSettings
 
 SKIPPED_NOTE = (
     "data.source is 'files': the pipeline reads your data from data.path, so nothing was simulated "
@@ -311,3 +321,61 @@ def compute_snapshots(root: Path, tables: dict[str, pd.DataFrame], cutoffs: list
     result, template = data_spark.snapshot_frame(frames, templates, products, cutoffs, horizon_days, settings,
                                                  settings_spark.shuffle_partitions)
     return data_spark.collect_snapshots(result, template)
+
+
+# --------------------------------------------------------------------------------------------
+# prep's longest chain on another core
+
+
+def training_snapshots_and_transformer(
+    root: Path, tables: dict[str, pd.DataFrame], timeline: Timeline, settings: FeatureSettings,
+    compute: dict[str, Any] | None, imputation: ImputerSettings,
+) -> tuple[pd.DataFrame, bytes, list[warnings.WarningMessage]]:
+    """The training snapshots (every cutoff but the last, `compute_snapshots`), the transformer fitted on them
+    (`transform.fit_on_training`) as skops bytes, and the warnings raised meanwhile (scikit-learn's
+    ConvergenceWarning, for one): the prep stage's longest chain.
+
+    The transformer travels as skops, not pickle: skops keeps which attributes share one object, so the file
+    `write_prep` saves is byte for byte the one a fit in the notebook's own process gives (pickle would not).
+    """
+    import skops.io as sio
+
+    from atelier.data.transform import fit_on_training
+
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("default")
+        training = compute_snapshots(root, tables, timeline.train_cutoffs, timeline.horizon_days, settings, compute)
+        transformer = fit_on_training(training, timeline.cutoffs, imputation)
+    return training, sio.dumps(transformer), [
+        warnings.WarningMessage(str(w.message), w.category, w.filename, w.lineno) for w in raised]
+
+
+def start_training(
+    root: Path, tables: dict[str, pd.DataFrame], timeline: Timeline, settings: FeatureSettings,
+    compute: dict[str, Any] | None, imputation: ImputerSettings,
+) -> Future[tuple[pd.DataFrame, bytes, list[warnings.WarningMessage]]]:
+    """Check the cutoffs against the data (`check_cutoffs`, a clear error now), then run
+    `training_snapshots_and_transformer` on another process (`core.parallel.start`) while the caller goes on:
+    the notebook builds the test snapshot and checks leakage meanwhile. `finish_training` collects it."""
+    check_cutoffs(tables, timeline.cutoffs)
+    return parallel.start(training_snapshots_and_transformer, root, tables, timeline, settings, compute, imputation)
+
+
+def snapshot_at_test(root: Path, tables: dict[str, pd.DataFrame], timeline: Timeline, settings: FeatureSettings,
+                     compute: dict[str, Any] | None) -> pd.DataFrame:
+    """The snapshot at the test cutoff (the last), built while `start_training` builds the others; stacked after
+    them (`pd.concat([training, test])`) it completes `compute_snapshots` over every cutoff."""
+    return compute_snapshots(root, tables, timeline.cutoffs[-1:], timeline.horizon_days, settings, compute)
+
+
+def finish_training(running: Future[tuple[pd.DataFrame, bytes, list[warnings.WarningMessage]]]
+                    ) -> tuple[pd.DataFrame, Pipeline]:
+    """Wait for `start_training`'s work: the training snapshots and the fitted transformer. Its warnings are raised
+    again here, so the report still shows them."""
+    import skops.io as sio
+
+    training, transformer, raised = running.result()
+    for caught in raised:
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    # Bytes our own worker just wrote (no file a user could swap): every type in them is the fit's own.
+    return training, sio.loads(transformer, trusted=sio.get_untrusted_types(data=transformer))

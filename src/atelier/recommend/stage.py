@@ -12,6 +12,7 @@ import hashlib
 import io
 import itertools
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atelier.core import paths
+from atelier.core import parallel, paths
 from atelier.core.config import ParamsError
 from atelier.core.io import write_json, write_parquet
 from atelier.core.parallel import dealt_map
@@ -94,8 +95,9 @@ class RecommendInputs:
         return self.preference is not None
 
 
-def load_inputs(root: Path, params: dict[str, Any]) -> RecommendInputs:
-    """Read the validated tables, the segments and the truth; the validation cutoff is the one before the test's."""
+def load_inputs(root: Path, params: dict[str, Any], truth: bool = True) -> RecommendInputs:
+    """Read the validated tables, the segments and (unless `truth` is False) the truth; the validation cutoff is the
+    one before the test's."""
     root = Path(root)
     cutoffs = sorted(pd.Timestamp(c) for c in params["timeline"]["cutoffs"])
     if len(cutoffs) < 2:
@@ -125,7 +127,7 @@ def load_inputs(root: Path, params: dict[str, Any]) -> RecommendInputs:
                              unknown_product_share=unknown_share(events, products["product_id"].to_numpy()),
                              missing=missing)
     truth_file = root / paths.TRUTH_CUSTOMERS
-    if params.get("data", {}).get("source") == "simulate" and truth_file.exists() and missing is None:
+    if truth and params.get("data", {}).get("source") == "simulate" and truth_file.exists() and missing is None:
         inputs.preference = _truth_preference(params, truth_file, customers, products)
     return inputs
 
@@ -164,10 +166,15 @@ class Fitted:
 
 
 def fit_all(inputs: RecommendInputs, cutoff: pd.Timestamp, settings: RecommendSettings, weighting: str,
-            als: methods.AlsSettings, neighbours: int) -> Fitted:
-    """Fit every method on the events before `cutoff` and list k products for every customer."""
+            als: methods.AlsSettings, neighbours: int, item_item_weighting: str | None = None) -> Fitted:
+    """Fit every method on the events before `cutoff` and list k products for every customer. Item-item learns
+    from the `item_item_weighting` matrix (default: `weighting`'s); customers without history there get the
+    fallback of `weighting`'s matrix, as every method does."""
     data = build(inputs.events, cutoff, inputs.customers["customer_id"].to_numpy(),
                  inputs.products["product_id"].to_numpy(), settings.weights[weighting], settings.half_life_days)
+    other = data if item_item_weighting in (None, weighting) else build(
+        inputs.events, cutoff, data.customers, data.products, settings.weights[item_item_weighting],
+        settings.half_life_days)
     k, n = settings.k, len(data.customers)
     fallback = methods.ranked(data.recent, k)
     seconds = {}
@@ -175,15 +182,15 @@ def fit_all(inputs: RecommendInputs, cutoff: pd.Timestamp, settings: RecommendSe
     factors = methods.fit_als(data, als, settings.seed, settings.threads)
     seconds["als_fit"] = time.perf_counter() - began
     began = time.perf_counter()
-    similarity = methods.fit_item_item(data, neighbours, settings.threads)
+    similarity = methods.fit_item_item(other, neighbours, settings.threads)
     seconds["item_item_fit"] = time.perf_counter() - began
-    history = data.has_history
     lists = {
         "popularity": methods.non_personal(data.views, n, k),
         "recent_popularity": methods.non_personal(data.recent, n, k),
         "category_rule": methods.category_rule(data, inputs.products["category"].to_numpy(), k),
-        "als": methods.with_cold_start(methods.als_lists(*factors, k), history, fallback),
-        "item_item": methods.with_cold_start(methods.item_item_lists(data.weighted, similarity, k), history, fallback),
+        "als": methods.with_cold_start(methods.als_lists(*factors, k), data.has_history, fallback),
+        "item_item": methods.with_cold_start(methods.item_item_lists(other.weighted, similarity, k),
+                                             other.has_history, fallback),
     }
     return Fitted(data=data, lists=lists, als=factors, similarity=similarity, fallback=fallback, seconds=seconds)
 
@@ -208,18 +215,45 @@ def _ndcg(lists: np.ndarray, has_history: np.ndarray, fallback: np.ndarray, targ
                                        gains)["ndcg"].mean())
 
 
-def grid_search(inputs: RecommendInputs, settings: RecommendSettings) -> pd.DataFrame:
+def grid_search(inputs: RecommendInputs, settings: RecommendSettings,
+                started: list[Future[list[list[tuple]]]] | None = None) -> pd.DataFrame:
     """NDCG@k on the validation cutoff for every grid point (ALS: weighting x factors x regularization; item-item:
     weighting x neighbours). The test cutoff is never looked at here.
 
     The weightings are independent: they run on `settings.workers` processes (implicit on `settings.threads`
     threads in each), with the same scores as one after another; `seconds` is each point's own fit and scoring.
+    With `started` (`start_grid`'s processes, which read the inputs themselves), this process scores its share of
+    the weightings and collects the rest from them.
     """
-    per_weighting = dealt_map(partial(_grid_rows, inputs=inputs, settings=settings), list(settings.weights),
-                              settings.workers)
+    weightings = list(settings.weights)
+    if started is None:
+        per_weighting = dealt_map(partial(_grid_rows, inputs=inputs, settings=settings), weightings, settings.workers)
+    else:
+        share = len(started) + 1
+        groups = [[_grid_rows(weighting, inputs, settings) for weighting in weightings[0::share]],
+                  *(running.result() for running in started)]
+        per_weighting = [[] for _ in weightings]
+        for first, group in enumerate(groups):
+            per_weighting[first::share] = group
     return pd.DataFrame([row for rows in per_weighting for row in rows],
                         columns=["method", "weighting", "factors", "regularization", "neighbours", "validation_ndcg",
                                  "seconds"])
+
+
+def start_grid(root: Path, params: dict[str, Any], settings: RecommendSettings) -> list[Future[list[list[tuple]]]]:
+    """Start the grid's weightings beyond this process's share on `settings.workers` - 1 other processes
+    (`core.parallel.start`), each reading the inputs itself (no copy is sent) while this one reads them too; pass
+    the list to `grid_search`, which scores every `settings.workers`-th weighting here. Empty with one worker."""
+    weightings = list(settings.weights)
+    share = min(settings.workers, len(weightings))
+    return [parallel.start(_grid_group, root, params, settings, weightings[first::share]) for first in range(1, share)]
+
+
+def _grid_group(root: Path, params: dict[str, Any], settings: RecommendSettings, weightings: list[str]
+                ) -> list[list[tuple]]:
+    """`_grid_rows` of each of `weightings`, on inputs read here (none when there is nothing to learn)."""
+    inputs = load_inputs(root, params, truth=False)
+    return [] if inputs.missing else [_grid_rows(weighting, inputs, settings) for weighting in weightings]
 
 
 def _grid_rows(weighting: str, inputs: RecommendInputs, settings: RecommendSettings) -> list[tuple]:
@@ -283,13 +317,8 @@ class TestResult:
 
 def evaluate_test(inputs: RecommendInputs, settings: RecommendSettings, choice: Choice) -> TestResult:
     """Refit with the chosen settings on everything before the test cutoff; score every method and the oracle."""
-    fitted = fit_all(inputs, inputs.test_cutoff, settings, choice.als_weighting, choice.als, choice.neighbours)
-    if choice.item_item_weighting != choice.als_weighting:
-        other = build(inputs.events, inputs.test_cutoff, fitted.data.customers, fitted.data.products,
-                      settings.weights[choice.item_item_weighting], settings.half_life_days)
-        fitted.similarity = methods.fit_item_item(other, choice.neighbours, settings.threads)
-        fitted.lists["item_item"] = methods.with_cold_start(
-            methods.item_item_lists(other.weighted, fitted.similarity, settings.k), other.has_history, fitted.fallback)
+    fitted = fit_all(inputs, inputs.test_cutoff, settings, choice.als_weighting, choice.als, choice.neighbours,
+                     choice.item_item_weighting)
     rows, gains = targets(inputs, fitted.data, settings)
     truth = None
     if inputs.simulated:

@@ -102,7 +102,13 @@ def _sweep_row(k: int, X: np.ndarray, settings: SegmentSettings) -> dict[str, fl
         "davies_bouldin": float(davies_bouldin_score(X, model.labels_)),
         "smallest_share": float(sizes.min() / sizes.sum()),
         "largest_share": float(sizes.max() / sizes.sum()),
+        "sizes": [int(size) for size in sizes if size],
     }
+
+
+def _sweep_task(task: tuple[str, int], X: np.ndarray, X_raw: np.ndarray, settings: SegmentSettings) -> dict[str, Any]:
+    """One (matrix, k) point of `k_sweeps`: "log" is the log1p matrix, "raw" the raw one."""
+    return _sweep_row(task[1], X if task[0] == "log" else X_raw, settings)
 
 
 def k_sweep(
@@ -115,7 +121,34 @@ def k_sweep(
     ks = range(settings.k_min, settings.k_max + 1)
     rows = ordered_map(partial(_sweep_row, X=X, settings=settings), progress(ks) if progress else ks,
                        settings.workers)
-    return pd.DataFrame(rows).set_index("k")
+    return pd.DataFrame(rows).drop(columns="sizes").set_index("k")
+
+
+def k_sweeps(X: np.ndarray, X_raw: np.ndarray, settings: SegmentSettings) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                      pd.DataFrame]:
+    """`k_sweep` on the log1p matrix `X` and on the raw one `X_raw`, and `compare_transforms` at `settings.k`, from
+    one pool of K-Means fits: the same tables as the three calls, each fit done once.
+
+    Every (matrix, k) point is one task on `settings.workers` processes, the slowest (largest k) first so no
+    process is left with a long fit at the end; `compare_transforms`'s two K-Means are the sweeps' points at
+    `settings.k` (the same fit of the same matrix), and are added as tasks when `settings.k` is outside the range.
+    """
+    ks = list(range(settings.k_min, settings.k_max + 1))
+    tasks = [(matrix, k) for k in sorted({*ks, settings.k}, reverse=True) for matrix in ("raw", "log")]
+    rows = dict(zip(tasks, ordered_map(partial(_sweep_task, X=X, X_raw=X_raw, settings=settings), tasks,
+                                       settings.workers)))
+    sweeps = [pd.DataFrame([rows[(matrix, k)] for k in ks]).drop(columns="sizes").set_index("k")
+              for matrix in ("log", "raw")]
+    comparison = pd.DataFrame({name: _compared(rows[(matrix, settings.k)])
+                               for name, matrix in (("raw, scaled", "raw"), ("log1p, scaled", "log"))}).T
+    return sweeps[0], sweeps[1], comparison
+
+
+def _compared(row: dict[str, Any]) -> dict[str, Any]:
+    """A `compare_transforms` row from a sweep point."""
+    return {"silhouette": row["silhouette"], "davies_bouldin": row["davies_bouldin"],
+            "largest_share": row["largest_share"], "smallest_share": row["smallest_share"],
+            "sizes": sorted(row["sizes"], reverse=True)}
 
 
 def compare_transforms(frame: pd.DataFrame, settings: SegmentSettings) -> pd.DataFrame:

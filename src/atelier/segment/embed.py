@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from atelier.core.parallel import start
 from atelier.segment.sample import seeded_sample
 
 #: Features shown in the pairwise plots, when the data has them.
@@ -28,6 +31,12 @@ def embed_tsne(X: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndar
     # Perplexity must stay below the number of points; 30 is the usual value for large samples.
     perplexity = float(min(30, max(2, (len(rows) - 1) // 3)))
     return rows, TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(X[rows])
+
+
+def start_tsne(X: np.ndarray, size: int, seed: int) -> Future[tuple[np.ndarray, np.ndarray]]:
+    """`embed_tsne` on another process (`core.parallel.start`), started while the caller goes on (t-SNE runs on one
+    thread, so the k sweep's processes and it share the cores); `.result()` gives the same arrays."""
+    return start(embed_tsne, X, size, seed)
 
 
 def pairwise_features(frame: pd.DataFrame, columns: tuple[str, ...] = PAIRWISE) -> pd.DataFrame:

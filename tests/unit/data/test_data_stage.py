@@ -11,21 +11,25 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_params
+from sklearn.exceptions import ConvergenceWarning
 
 from atelier.core import paths
 from atelier.core.config import ParamsError
 from atelier.core.contract import DataContractError
 from atelier.core.io import read_json, read_parquet
-from atelier.core.persist import load_skops
+from atelier.core.persist import load_skops, save_skops
 from atelier.data import explore, transform
 from atelier.data.features import FeatureSettings, sessions_table
-from atelier.data.snapshots import build_snapshots
+from atelier.data.snapshots import Timeline, build_snapshots
 from atelier.data.stage import (
+    finish_training,
     load_feature_spec,
     load_validated,
     load_validation_report,
     run_simulate,
     run_validate,
+    snapshot_at_test,
+    start_training,
     write_prep,
 )
 from atelier.data.transform import ImputerSettings
@@ -323,3 +327,33 @@ def test_write_prep_orders_only_lists_skipped_groups(tiny_tables, tmp_path):
     spec = load_feature_spec(tmp_path)
     assert spec["categorical"] == [] and "events" in spec["skipped"]
     assert metrics["prepared_all_finite"] is True
+
+
+def test_training_chain_on_another_process_gives_the_snapshots_and_transformer_of_the_sequential_stage(
+        tiny_root, tiny_tables, tmp_path):
+    """The notebook's overlap (training snapshots and the imputer fit started on another process, the test snapshot
+    built meanwhile, then stacked) equals building every snapshot and fitting in one go, as the stage did before."""
+    params = tiny_params()
+    timeline = Timeline.from_params(params["timeline"])
+    settings, imputation = FeatureSettings.from_params(params["prep"]), ImputerSettings.from_params(params["prep"], 7)
+    compute = {"engine": "embedded"}
+    running = start_training(tiny_root, tiny_tables, timeline, settings, compute, imputation)
+    test = snapshot_at_test(tiny_root, tiny_tables, timeline, settings, compute)
+    with pytest.warns(ConvergenceWarning, match="Early stopping criterion not reached"):  # 3 rounds: cut off
+        training, transformer = finish_training(running)
+    stacked = pd.concat([training, test])
+    sequential = build_snapshots(tiny_tables, timeline.cutoffs, timeline.horizon_days, settings)
+    pd.testing.assert_frame_equal(stacked, sequential, check_exact=True)
+    expected = transform.fit_on_training(sequential, timeline.cutoffs, imputation)
+    pd.testing.assert_frame_equal(transform.transform(transformer, stacked), transform.transform(expected, sequential),
+                                  check_exact=True)
+    assert transform.imputer_convergence(transformer) == transform.imputer_convergence(expected)
+    # the transformer file the stage saves is byte for byte the one of a fit in this process
+    assert save_skops(transformer, tmp_path / "a.skops").read_bytes() == save_skops(
+        expected, tmp_path / "b.skops").read_bytes()
+
+
+def test_training_chain_refuses_cutoffs_before_the_data_before_starting(tiny_root, tiny_tables):
+    timeline = Timeline.from_params({"cutoffs": ["2024-01-01", "2025-04-01"], "horizon_days": 30})
+    with pytest.raises(ParamsError, match="not after the first order"):
+        start_training(tiny_root, tiny_tables, timeline, FeatureSettings(), None, ImputerSettings())

@@ -9,6 +9,7 @@ import pytest
 from atelier.data import leakage as F
 from atelier.data.features import FeatureSettings, build_features, purchase_label
 from atelier.data.leakage import leakage_check
+from atelier.data.snapshots import build_snapshots
 
 SETTINGS = FeatureSettings()
 
@@ -92,3 +93,18 @@ def test_leakage_check_stops_on_a_feature_that_peeks_past_the_cutoff(tiny_tables
     monkeypatch.setattr(F, "build_features", peeking)
     with pytest.raises(AssertionError, match="frequency"):
         leakage_check(tiny_tables, pd.Timestamp("2025-04-01"), SETTINGS, horizon_days=30, seed=3)
+
+
+def test_leakage_check_on_the_prep_snapshot_is_the_check_on_features_built_again(tiny_tables):
+    """The notebook hands the test cutoff's snapshot to the check (its features are not built twice): same result,
+    and a feature that peeks past the cutoff is still caught."""
+    cutoff = pd.Timestamp("2025-04-01")
+    snapshot = build_snapshots(tiny_tables, [cutoff], 30, SETTINGS)
+    alone = leakage_check(tiny_tables, cutoff, SETTINGS, horizon_days=30, seed=3)
+    given = leakage_check(tiny_tables, cutoff, SETTINGS, horizon_days=30, seed=3, snapshot=snapshot)
+    pd.testing.assert_frame_equal(given.rewrite, alone.rewrite, check_exact=True)
+    assert (given.customers, given.labels_changed, given.control_changed) == (
+        alone.customers, alone.labels_changed, alone.control_changed)
+    peeked = snapshot.assign(frequency=snapshot["frequency"] + 1)  # as if the snapshot had counted a later order
+    with pytest.raises(AssertionError):
+        leakage_check(tiny_tables, cutoff, SETTINGS, horizon_days=30, seed=3, snapshot=peeked)

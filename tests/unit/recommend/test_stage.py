@@ -98,3 +98,34 @@ def test_without_events_nothing_is_learned_and_the_replay_gets_no_recommender(tm
     assert json.loads((tmp_path / paths.RECOMMEND_METRICS).read_text()) == {"skipped": stage.SKIPPED}
     assert pd.read_parquet(tmp_path / paths.RECOMMEND_LISTS).empty
     assert load_recommender(tmp_path) is None
+
+
+def test_grid_started_early_on_other_processes_gives_the_grid_of_one(evaluated, tiny_root):
+    """`start_grid` (processes reading the inputs themselves) then `grid_search` with them: the one-process grid;
+    with one worker nothing is started and the grid is scored here."""
+    params, settings, inputs, grid, *_ = evaluated
+    two = dataclasses.replace(settings, workers=2)
+    started = stage.start_grid(tiny_root, params, two)
+    assert len(started) == 1
+    overlapped = stage.grid_search(inputs, two, started)
+    pd.testing.assert_frame_equal(overlapped.drop(columns="seconds"), grid.drop(columns="seconds"), check_exact=True)
+    assert stage.start_grid(tiny_root, params, settings) == []
+    alone = stage.grid_search(inputs, settings, [])
+    pd.testing.assert_frame_equal(alone.drop(columns="seconds"), grid.drop(columns="seconds"), check_exact=True)
+
+
+@pytest.mark.parametrize("item_item_weighting", ["balanced", "views"])
+def test_item_item_on_another_weighting_is_fitted_once_on_that_weighting(evaluated, item_item_weighting):
+    """`fit_all` with item-item's own weighting: its lists and similarity are those of item-item fitted on that
+    weighting's matrix alone (cold starts: the ALS weighting's fallback), the other methods those of the ALS one."""
+    params, settings, inputs, grid, choice, _ = evaluated
+    both = stage.fit_all(inputs, inputs.test_cutoff, settings, "balanced", choice.als, choice.neighbours,
+                         item_item_weighting)
+    same = stage.fit_all(inputs, inputs.test_cutoff, settings, "balanced", choice.als, choice.neighbours)
+    own = stage.fit_all(inputs, inputs.test_cutoff, settings, item_item_weighting, choice.als, choice.neighbours)
+    for method in ("popularity", "recent_popularity", "category_rule", "als"):
+        np.testing.assert_array_equal(both.lists[method], same.lists[method])
+    history = own.data.has_history
+    np.testing.assert_array_equal(both.lists["item_item"][history], own.lists["item_item"][history])
+    assert (both.lists["item_item"][~history] == same.fallback).all()
+    assert (both.similarity != own.similarity).nnz == 0

@@ -157,3 +157,24 @@ def test_compare_transforms_heavy_tail_makes_one_giant_raw_cluster():
         assert sum(row["sizes"]) == n and len(row["sizes"]) == 3
         assert list(row["sizes"]) == sorted(row["sizes"], reverse=True)
         assert row["largest_share"] == pytest.approx(row["sizes"][0] / n)
+
+
+@pytest.mark.parametrize("k", [3, 7])  # inside the sweep's range, and outside it (added as tasks)
+def test_k_sweeps_give_the_two_sweeps_and_the_comparison_of_separate_calls(k):
+    """One pool for both sweeps and the comparison, on 1 or 2 processes: what `k_sweep` twice and
+    `compare_transforms` give, byte for byte."""
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame({"monetary": rng.lognormal(0, 2.5, 300), "frequency": rng.normal(size=300),
+                          "recency_days": rng.exponential(30, 300)})
+    settings = dataclasses.replace(FAST, k=k, k_min=2, k_max=5, log1p=("monetary", "recency_days"),
+                                   silhouette_sample=150)
+    features = list(frame.columns)
+    X = cluster.prepare(cluster.fit_segmenter(frame, settings), frame)
+    X_raw = cluster.build_preprocessor(features, settings.log1p, log_transform=False).fit_transform(
+        frame.to_numpy(dtype=float))
+    expected = (cluster.k_sweep(X, settings), cluster.k_sweep(X_raw, settings),
+                cluster.compare_transforms(frame, settings))
+    for workers in (1, 2):
+        got = cluster.k_sweeps(X, X_raw, dataclasses.replace(settings, workers=workers))
+        for table, wanted in zip(got, expected):
+            pd.testing.assert_frame_equal(table, wanted, check_exact=True)

@@ -37,3 +37,12 @@ def test_pairwise_features_log_the_columns_present():
     pairs = embed.pairwise_features(frame)
     assert list(pairs.columns) == ["log1p recency_days", "log1p monetary"]  # PAIRWISE order; absent ones skipped
     assert pairs["log1p monetary"].tolist() == pytest.approx([0.0, 1.0, 0.0])  # undefined spend as 0
+
+
+def test_tsne_started_on_another_process_gives_the_arrays_of_the_call_here():
+    X = fitted_blobs()[3]
+    running = embed.start_tsne(X, 80, seed=0)
+    rows, coordinates = embed.embed_tsne(X, 80, seed=0)
+    started_rows, started = running.result()
+    np.testing.assert_array_equal(started_rows, rows)
+    np.testing.assert_array_equal(started, coordinates)
