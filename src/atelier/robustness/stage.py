@@ -197,6 +197,31 @@ def bad_data_demos(tables: dict[str, pd.DataFrame], settings: Settings) -> BadDa
     return BadDataDemos(rows=rows, schema=schema, stream=stream, books=books, seconds=seconds)
 
 
+@dataclass(frozen=True)
+class RetrainingRun:
+    """The retraining simulation (`retraining.simulate` over the monthly snapshots) and what it was run with."""
+
+    settings: retraining.RetrainingSettings  #: the window, policies and threshold
+    schedules: pd.DataFrame  #: one row per cutoff and policy (`retraining.simulate_schedules`)
+    seconds: float  #: how long the snapshots and the schedules took
+
+
+def retraining_run(root: Path, settings: Settings, model_params: dict[str, Any]) -> RetrainingRun:
+    """The retraining simulation on project `root`'s validated tables and champion, which it reads itself: the
+    notebook starts it in a worker process (`core.parallel.start`) and goes on with the other sections meanwhile.
+    `model_params`: params.yaml's `model` section (the champion's recipe is refitted with its threads and seed)."""
+    root = Path(root)
+    tables = data_stage.load_validated(root)
+    champion = load_champion(root / paths.REGISTRY_DIR)
+    started = time.perf_counter()
+    window = retraining.RetrainingSettings.from_params(settings.retraining, tables["orders"], settings.horizon_days)
+    monthly = retraining.monthly_snapshots(tables, window, settings.horizon_days, settings.features, settings.workers)
+    schedules = retraining.simulate(monthly, retraining.recipe_factory(champion, model_params, settings.seed),
+                                    champion.numeric, champion.categorical, window, settings.horizon_days,
+                                    settings.workers)
+    return RetrainingRun(settings=window, schedules=schedules, seconds=time.perf_counter() - started)
+
+
 def drill_registry(root: Path, kind: str) -> Registry:
     """A fresh copy of the project's registry for one rollback drill (one folder per kind, kept for inspection)."""
     return Registry(Path(root) / paths.REGISTRY_DIR).copy_to(Path(root) / paths.DRILL_REGISTRY_DIR / kind)
