@@ -4,6 +4,8 @@ them, and never into the project's registry)."""
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import time
 
 import numpy as np
 import pandas as pd
@@ -405,6 +407,10 @@ def test_retraining_run_in_a_worker_process_equals_the_simulation_run_here_on_on
                                                                                         "params": params}))
     chosen = settings()
     run = start(rb.retraining_run, tmp_path, chosen, model).result()  # on robustness.workers = 2, in a worker
+    deadline = time.monotonic() + 60  # the worker ends once done: it shut its own pool (without, it waits 5 minutes)
+    while [p for p in multiprocessing.active_children() if p.name.startswith("Spawn")] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("Spawn")]
 
     champion = rb.load_champion(tmp_path / paths.REGISTRY_DIR)
     window = retraining.RetrainingSettings.from_params(chosen.retraining, tables["orders"], chosen.horizon_days)
