@@ -25,7 +25,7 @@ import pandas as pd
 
 from atelier.core import paths
 from atelier.core.io import write_json
-from atelier.core.parallel import dealt_map
+from atelier.core.parallel import start as start_process
 from atelier.data.features import FeatureSettings
 from atelier.ope import obd
 from atelier.ope.analysis import OpeSettings
@@ -113,6 +113,27 @@ def explored_run(context: ReplayContext, start: StreamingState, settings: Replay
     return loop.frames("visits"), loop.frames("decisions")
 
 
+def _each(run: Callable[[Exploration], Any], explorations: list[Exploration]) -> list[Any]:
+    return [run(exploration) for exploration in explorations]
+
+
+def shared_runs(run: Callable[[Exploration], Any], explorations: list[Exploration], workers: int) -> list[Any]:
+    """`[run(e) for e in explorations]`: with `workers` > 1 the first runs in this process while the others are dealt
+    to `workers` worker processes (every `workers`-th in one, so `run`'s data is sent to each once); results in order.
+
+    `run` must be importable by the workers (a functools.partial of a module-level function, like `explored_run`).
+    """
+    if workers <= 1 or len(explorations) <= 1:
+        return [run(exploration) for exploration in explorations]
+    rest = explorations[1:]
+    groups = [rest[first::workers] for first in range(min(workers, len(rest)))]
+    started = [start_process(_each, run, group) for group in groups]
+    results: list[Any] = [run(explorations[0])] + [None] * len(rest)
+    for first, future in enumerate(started):
+        results[1 + first::len(groups)] = future.result()
+    return results
+
+
 def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[str, Any], prep: dict[str, Any],
                 timeline: dict[str, Any], simulate: dict[str, Any], source: str) -> dict[str, Any] | None:
     """The exploratory replay (the default page for everyone, exploring with the settings' epsilon) and one truth
@@ -131,9 +152,10 @@ def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[st
     windows = int(settings.days * 24 * 60 / settings.window_minutes)
     start = context.initial_state()  # built once (seconds); each run gets its own copy
     policies = [settings.exploration] + [Exploration(epsilon=0.0, base=name) for name in settings.targets]
-    # The runs are independent (each its own copy of the state, the same seeded world): they run on
-    # replay.workers processes (the context sent once to each), with the same visits and decisions as one by one.
-    frames = dealt_map(partial(explored_run, context, start, loop_settings, windows), policies, base.workers)
+    # The runs are independent (each its own copy of the state, the same seeded world): the first runs here while
+    # the others run on replay.workers processes (the context sent once to each), with the same visits and decisions
+    # as one by one.
+    frames = shared_runs(partial(explored_run, context, start, loop_settings, windows), policies, base.workers)
     explored, truths, outcomes = frames[0], {}, {}
     for name, (visits, _) in zip(settings.targets, frames[1:]):
         truths[name] = float(visits["purchased"].astype(bool).mean())

@@ -433,3 +433,22 @@ def test_calibrated_wraps_a_fitted_calibrator(split, columns, models, method):
     uncalibrated = scores_of(models["xgboost"], split.test, columns)
     assert not np.allclose(p, uncalibrated)
     assert roc_auc_score(split.test["label"].astype(int), p) > 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# The calibration the notebook starts in a worker process (core.parallel.start) while it refits the candidates
+# --------------------------------------------------------------------------------------------
+def test_calibration_started_in_a_worker_process_equals_the_calibration_fitted_here(searched, split, columns):
+    from atelier.core.parallel import start
+
+    numeric, categorical = columns
+    settings = dataclasses.replace(SETTINGS, threads=2)  # the stage's thread count: boosters on two
+    best = candidates.best_table(searched, settings)
+    leader = best.index[0]
+    pipeline = candidates.tuned(leader, best.at[leader, "params"], numeric, categorical, settings)
+    calibrating = start(candidates.calibrated, pipeline, split.train, numeric, categorical, settings)
+    here = candidates.calibrated(pipeline, split.train, numeric, categorical, settings)
+    there = calibrating.result()
+    assert len(there.calibrated_classifiers_) == settings.cv_folds
+    np.testing.assert_array_equal(candidates.predict(there, split.test, numeric, categorical),
+                                  candidates.predict(here, split.test, numeric, categorical))

@@ -1,4 +1,5 @@
-"""Tests for atelier.ope.stage's exploratory and truth runs: independent closed loops, the same on 2 workers as 1."""
+"""Tests for atelier.ope.stage's exploratory and truth runs: independent closed loops, the same on 2 workers as 1
+(and as the first run here while the others run on worker processes)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ def test_runs_on_two_workers_are_the_runs_one_after_another(context):
                 Exploration(epsilon=0.0, base="default")]
     run = partial(ope_stage.explored_run, context, start, settings, 24)
     serial = [run(policy) for policy in policies]
-    parallel = dealt_map(run, policies, workers=2)
-    for (visits, decisions), (expected_visits, expected_decisions) in zip(parallel, serial):
-        pd.testing.assert_frame_equal(visits, expected_visits)
-        pd.testing.assert_frame_equal(decisions, expected_decisions)
+    for parallel in (dealt_map(run, policies, workers=2), ope_stage.shared_runs(run, policies, workers=2),
+                     ope_stage.shared_runs(run, policies, workers=1)):
+        assert len(parallel) == len(serial)
+        for (visits, decisions), (expected_visits, expected_decisions) in zip(parallel, serial, strict=True):
+            pd.testing.assert_frame_equal(visits, expected_visits)
+            pd.testing.assert_frame_equal(decisions, expected_decisions)
     explored, personalized, default = serial
     assert len(explored[0]) > 30 and explored[0]["session_id"].tolist() == default[0]["session_id"].tolist()
     assert explored[1]["experience"].nunique() > 1  # it explored

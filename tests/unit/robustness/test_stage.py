@@ -4,6 +4,8 @@ them, and never into the project's registry)."""
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import time
 
 import numpy as np
 import pandas as pd
@@ -377,3 +379,44 @@ def test_write_outputs_keeps_a_drill_registry_that_has_content(tmp_path):
 def test_metrics_with_undefined_numbers_are_written_as_null(tmp_path):
     rb.write_outputs(tmp_path, {"explanations": {"median_rank_correlation": float("nan")}}, {})
     assert read_json(tmp_path / paths.ROBUSTNESS_METRICS) == {"explanations": {"median_rank_correlation": None}}
+
+
+# --------------------------------------------------------------------------------------------
+# The retraining simulation, started in a worker process while the notebook goes on
+# --------------------------------------------------------------------------------------------
+def test_retraining_run_in_a_worker_process_equals_the_simulation_run_here_on_one_process(tmp_path, tiny_root):
+    from atelier.core.parallel import start
+    from atelier.data import stage as data_stage
+    from atelier.data.features import FeatureSettings
+    from atelier.data.snapshots import build_snapshots
+    from atelier.model import candidates
+    from atelier.robustness import retraining
+
+    (tmp_path / paths.VALIDATED_DIR).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / paths.VALIDATED_DIR).symlink_to(tiny_root / paths.VALIDATED_DIR)
+    tables = data_stage.load_validated(tmp_path)
+    model = SECTIONS["model"]
+    numeric, params = ["recency_days", "sessions_90d", "engagement_score"], {"n_estimators": 20, "max_depth": 2}
+    cutoffs = [pd.Timestamp(c) for c in tiny_params()["timeline"]["cutoffs"]]
+    snapshots = build_snapshots(tables, cutoffs, SECTIONS["timeline"]["horizon_days"], FeatureSettings())
+    ready = snapshots[snapshots["label"].notna()]
+    model_settings = candidates.ModelSettings.from_params(model, SECTIONS["seed"])
+    fitted = candidates.fit(candidates.tuned("xgboost", params, numeric, [], model_settings), ready, numeric, [])
+    registry = Registry(tmp_path / paths.REGISTRY_DIR)
+    registry.set_alias("champion", registry.register(fitted, name="xgboost", metadata={"features": numeric,
+                                                                                        "params": params}))
+    chosen = settings()
+    run = start(rb.retraining_run, tmp_path, chosen, model).result()  # on robustness.workers = 2, in a worker
+    deadline = time.monotonic() + 60  # the worker ends once done: it shut its own pool (without, it waits 5 minutes)
+    while [p for p in multiprocessing.active_children() if p.name.startswith("Spawn")] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("Spawn")]
+
+    champion = rb.load_champion(tmp_path / paths.REGISTRY_DIR)
+    window = retraining.RetrainingSettings.from_params(chosen.retraining, tables["orders"], chosen.horizon_days)
+    monthly = retraining.monthly_snapshots(tables, window, chosen.horizon_days, chosen.features, 1)
+    alone = retraining.simulate(monthly, retraining.recipe_factory(champion, model, chosen.seed), champion.numeric,
+                                champion.categorical, window, chosen.horizon_days, 1)
+    assert chosen.workers == 2 and run.settings == window and run.seconds > 0
+    assert len(alone) and alone["policy"].nunique() == len(window.policies)
+    pd.testing.assert_frame_equal(run.schedules, alone)
