@@ -45,18 +45,38 @@ def dealt_map(function: Callable[[T], Any], items: Iterable[T], workers: int) ->
     return results
 
 
+def release_worker_pool() -> None:
+    """Shut down this process's pool of worker processes (joblib's reusable loky pool, which `ordered_map` uses), if
+    it has one. A worker process that used such a pool otherwise waits at its exit for the pool's idle timeout
+    (5 minutes)."""
+    from joblib.externals.loky import reusable_executor
+
+    pool = getattr(reusable_executor, "_executor", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+def _then_release_pool(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)` in a `start` worker, whose own pool (if the function used one) ends with it."""
+    try:
+        return function(*args, **kwargs)
+    finally:
+        release_worker_pool()
+
+
 def start(function: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
     """Run `function(*args, **kwargs)` in a fresh worker process while the caller goes on: `.result()` waits for it
     and returns its value (or raises its error). Two independent pieces of a stage thus share the two cores.
 
     `function` must be importable by the worker (a module-level function, or a functools.partial of one); the
-    worker is spawned (no fork of a process that holds threads), so it starts from a clean interpreter.
+    worker is spawned (no fork of a process that holds threads), so it starts from a clean interpreter, and a pool
+    of workers the function uses (`ordered_map`) is shut down when it returns, so the worker exits at once.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        return executor.submit(function, *args, **kwargs)
+        return executor.submit(_then_release_pool, function, *args, **kwargs)
     finally:
         executor.shutdown(wait=False)  # the submitted task still runs; the worker exits when it is done

@@ -328,7 +328,8 @@ def _fit_with_reference(pipeline: Pipeline, train: pd.DataFrame, numeric: list[s
 def _fit_one_thread(pipeline: Pipeline, numeric: list[str], categorical: list[str], watched: list[str],
                     train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
     """`_fit_with_reference` with every n_jobs of `pipeline` set to 1 (a worker process of `simulate_schedules`)."""
-    jobs = [key for key in pipeline.get_params() if key.endswith("n_jobs")]
+    # Only the n_jobs that are set: scikit-learn >= 1.8 warns when LogisticRegression is given one (it has no effect).
+    jobs = [key for key, value in pipeline.get_params().items() if key.endswith("n_jobs") and value is not None]
     return _fit_with_reference(pipeline.set_params(**dict.fromkeys(jobs, 1)), train, numeric, categorical, watched)
 
 

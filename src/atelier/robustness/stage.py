@@ -11,7 +11,6 @@ registry is never touched: the drills' copies live under models/robustness_regis
 
 from __future__ import annotations
 
-import multiprocessing
 import tempfile
 import time
 from dataclasses import dataclass
@@ -212,31 +211,16 @@ def retraining_run(root: Path, settings: Settings, model_params: dict[str, Any])
     notebook starts it in a worker process (`core.parallel.start`) and goes on with the other sections meanwhile.
     `model_params`: params.yaml's `model` section (the champion's recipe is refitted with its threads and seed)."""
     root = Path(root)
-    try:
-        tables = data_stage.load_validated(root)
-        champion = load_champion(root / paths.REGISTRY_DIR)
-        started = time.perf_counter()
-        window = retraining.RetrainingSettings.from_params(settings.retraining, tables["orders"], settings.horizon_days)
-        monthly = retraining.monthly_snapshots(tables, window, settings.horizon_days, settings.features,
-                                               settings.workers)
-        schedules = retraining.simulate(monthly, retraining.recipe_factory(champion, model_params, settings.seed),
-                                        champion.numeric, champion.categorical, window, settings.horizon_days,
-                                        settings.workers)
-        return RetrainingRun(settings=window, schedules=schedules, seconds=time.perf_counter() - started)
-    finally:
-        if multiprocessing.parent_process() is not None:  # in a worker process: its own pool must not outlive it
-            release_worker_pool()
-
-
-def release_worker_pool() -> None:
-    """Shut down this process's pool of worker processes (joblib's reusable loky pool, which `ordered_map` uses), if
-    it has one. A process started by `core.parallel.start` that used such a pool otherwise waits at its exit until the
-    pool's idle timeout (5 minutes) ends it."""
-    from joblib.externals.loky import reusable_executor
-
-    pool = getattr(reusable_executor, "_executor", None)
-    if pool is not None:
-        pool.shutdown(wait=True)
+    tables = data_stage.load_validated(root)
+    champion = load_champion(root / paths.REGISTRY_DIR)
+    started = time.perf_counter()
+    window = retraining.RetrainingSettings.from_params(settings.retraining, tables["orders"], settings.horizon_days)
+    monthly = retraining.monthly_snapshots(tables, window, settings.horizon_days, settings.features,
+                                           settings.workers)
+    schedules = retraining.simulate(monthly, retraining.recipe_factory(champion, model_params, settings.seed),
+                                    champion.numeric, champion.categorical, window, settings.horizon_days,
+                                    settings.workers)
+    return RetrainingRun(settings=window, schedules=schedules, seconds=time.perf_counter() - started)
 
 
 def drill_registry(root: Path, kind: str) -> Registry:

@@ -57,3 +57,21 @@ def test_start_runs_in_another_process_while_the_caller_goes_on(tmp_path):
 def test_start_passes_the_tasks_error_to_the_caller():
     with pytest.raises(ValueError, match="bad input"):
         start(_fails, "bad input").result(timeout=120)
+
+
+def _uses_a_pool(items: list[int]) -> int:
+    return sum(ordered_map(abs, items, workers=2))
+
+
+def test_a_started_task_that_used_a_pool_ends_its_worker_at_once():
+    """Without shutting the task's own pool, its worker waits at exit for the pool's idle timeout (minutes)."""
+    import multiprocessing
+
+    def started_workers() -> list:  # start's workers (this process's own loky pool, if any, is not one)
+        return [p for p in multiprocessing.active_children() if p.name.startswith("SpawnProcess")]
+
+    assert start(_uses_a_pool, [-1, 2, -3]).result(timeout=120) == 6
+    deadline = time.monotonic() + 60
+    while started_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not started_workers()
