@@ -52,7 +52,8 @@ def test_a_clean_workspace_gives_the_stage_order_and_one_stage_s_figures(tmp_pat
 def test_tree_memory_sums_the_processes_alive_together():
     """Two children of 150 MB each, alive together under one parent: the tree's peak is their sum (no single
     process reaches 200 MB, which is all a per-process peak would show)."""
-    child = "import time; block = bytearray(150 * 2**20); time.sleep(3)"
+    child = ("import time; block = bytearray(150 * 2**20); time.sleep(2); end = time.process_time() + 1\n"
+             "while time.process_time() < end: pass")
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import subprocess, sys
 children = [subprocess.Popen([sys.executable, "-c", {child!r}]) for _ in range(2)]
@@ -62,3 +63,4 @@ for process in children:
     memory = TreeMemory(parent.pid, every=0.05)
     parent.wait(timeout=60)
     assert memory.stop() > 300
+    assert memory.cpu_seconds() >= 1.5  # each child spent a second of CPU after its sleep
