@@ -83,7 +83,7 @@ def test_model_input_code_does_not_name_the_truth(path):
 def test_prep_notebook_code_does_not_name_the_truth():
     notebook = nbformat.read(PREP_NOTEBOOK, as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    assert "compute_snapshots(" in code  # the right notebook
+    assert "start_training(" in code and "snapshot_at_test(" in code  # the right notebook (it builds the snapshots)
     found = sorted({match.group(0) for match in TRUTH_WORDS.finditer(code)})
     assert not found, f"{PREP_NOTEBOOK.name} code names the ground truth: {found}"
 
