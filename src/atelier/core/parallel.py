@@ -27,8 +27,22 @@ def ordered_map(function: Callable[[T], Any], items: Iterable[T], workers: int) 
     return Parallel(n_jobs=min(workers, len(items)), backend="loky")(delayed(function)(item) for item in items)
 
 
-def _each(function: Callable[[T], Any], group: list[T]) -> list[Any]:
+def each(function: Callable[[T], Any], group: list[T]) -> list[Any]:
+    """`[function(item) for item in group]`: one worker's share of dealt items (module level, so it can be sent)."""
     return [function(item) for item in group]
+
+
+def deal(items: list[T], hands: int) -> list[list[T]]:
+    """The items dealt to at most `hands` hands, none empty: item i goes to hand i % hands (undone by `gather`)."""
+    return [items[first::hands] for first in range(min(hands, len(items)))]
+
+
+def gather(hands: list[list[Any]]) -> list[Any]:
+    """The results of `deal`'s hands (each in its hand's order) back in the order of the dealt items."""
+    results: list[Any] = [None] * sum(len(hand) for hand in hands)
+    for first, hand in enumerate(hands):
+        results[first::len(hands)] = hand
+    return results
 
 
 def dealt_map(function: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
@@ -37,12 +51,7 @@ def dealt_map(function: Callable[[T], Any], items: Iterable[T], workers: int) ->
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    groups = [items[first::workers] for first in range(min(workers, len(items)))]
-    done = ordered_map(partial(_each, function), groups, workers)
-    results: list[Any] = [None] * len(items)
-    for first, group_results in enumerate(done):
-        results[first::len(groups)] = group_results
-    return results
+    return gather(ordered_map(partial(each, function), deal(items, workers), workers))
 
 
 def release_worker_pool() -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from atelier.core import paths
 from atelier.core.io import write_json
+from atelier.core.parallel import deal, each, gather
 from atelier.core.parallel import start as start_process
 from atelier.data.features import FeatureSettings
 from atelier.ope import obd
@@ -113,10 +114,6 @@ def explored_run(context: ReplayContext, start: StreamingState, settings: Replay
     return loop.frames("visits"), loop.frames("decisions")
 
 
-def _each(run: Callable[[Exploration], Any], explorations: list[Exploration]) -> list[Any]:
-    return [run(exploration) for exploration in explorations]
-
-
 def shared_runs(run: Callable[[Exploration], Any], explorations: list[Exploration], workers: int) -> list[Any]:
     """`[run(e) for e in explorations]`: with `workers` > 1 the first runs in this process while the others are dealt
     to `workers` worker processes (every `workers`-th in one, so `run`'s data is sent to each once); results in order.
@@ -125,13 +122,9 @@ def shared_runs(run: Callable[[Exploration], Any], explorations: list[Exploratio
     """
     if workers <= 1 or len(explorations) <= 1:
         return [run(exploration) for exploration in explorations]
-    rest = explorations[1:]
-    groups = [rest[first::workers] for first in range(min(workers, len(rest)))]
-    started = [start_process(_each, run, group) for group in groups]
-    results: list[Any] = [run(explorations[0])] + [None] * len(rest)
-    for first, future in enumerate(started):
-        results[1 + first::len(groups)] = future.result()
-    return results
+    started = [start_process(each, run, hand) for hand in deal(explorations[1:], workers)]
+    first = run(explorations[0])
+    return [first, *gather([future.result() for future in started])]
 
 
 def replay_runs(root: Path, settings: OpeSettings, *, seed: int, replay: dict[str, Any], prep: dict[str, Any],

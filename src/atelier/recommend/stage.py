@@ -24,7 +24,7 @@ import pandas as pd
 from atelier.core import parallel, paths
 from atelier.core.config import ParamsError
 from atelier.core.io import write_json, write_parquet
-from atelier.core.parallel import dealt_map
+from atelier.core.parallel import deal, dealt_map, gather
 from atelier.recommend import evaluate, methods
 from atelier.recommend.interactions import EncodedEvents, Interactions, build, horizon_gains, unknown_share
 
@@ -229,12 +229,9 @@ def grid_search(inputs: RecommendInputs, settings: RecommendSettings,
     if started is None:
         per_weighting = dealt_map(partial(_grid_rows, inputs=inputs, settings=settings), weightings, settings.workers)
     else:
-        share = len(started) + 1
-        groups = [[_grid_rows(weighting, inputs, settings) for weighting in weightings[0::share]],
-                  *(running.result() for running in started)]
-        per_weighting = [[] for _ in weightings]
-        for first, group in enumerate(groups):
-            per_weighting[first::share] = group
+        own = deal(weightings, len(started) + 1)[0]
+        per_weighting = gather([[_grid_rows(weighting, inputs, settings) for weighting in own],
+                                *(running.result() for running in started)])
     return pd.DataFrame([row for rows in per_weighting for row in rows],
                         columns=["method", "weighting", "factors", "regularization", "neighbours", "validation_ndcg",
                                  "seconds"])
@@ -244,9 +241,8 @@ def start_grid(root: Path, params: dict[str, Any], settings: RecommendSettings) 
     """Start the grid's weightings beyond this process's share on `settings.workers` - 1 other processes
     (`core.parallel.start`), each reading the inputs itself (no copy is sent) while this one reads them too; pass
     the list to `grid_search`, which scores every `settings.workers`-th weighting here. Empty with one worker."""
-    weightings = list(settings.weights)
-    share = min(settings.workers, len(weightings))
-    return [parallel.start(_grid_group, root, params, settings, weightings[first::share]) for first in range(1, share)]
+    hands = deal(list(settings.weights), settings.workers)
+    return [parallel.start(_grid_group, root, params, settings, hand) for hand in hands[1:]]
 
 
 def _grid_group(root: Path, params: dict[str, Any], settings: RecommendSettings, weightings: list[str]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atelier.core.parallel import dealt_map, start
+from atelier.core.parallel import deal, dealt_map, each, start
 from atelier.replay import abtest
 from atelier.replay.context import ReplayContext
 
@@ -41,11 +41,6 @@ def replay_days(context: ReplayContext, strength: float, days: int, learned: boo
 
 def _replay_run(context: ReplayContext, days: int, run: tuple[float, bool]) -> pd.DataFrame:
     return replay_days(context, run[0], days, run[1])
-
-
-def _replay_runs(context: ReplayContext, days: int, runs: list[tuple[float, bool]]) -> list[pd.DataFrame]:
-    """The visits of each (strength, learned) run, one after another (a worker's share of a started sweep)."""
-    return [_replay_run(context, days, run) for run in runs]
 
 
 def variants(context: ReplayContext) -> tuple[bool, ...]:
@@ -77,10 +72,9 @@ def start_sweep(context: ReplayContext, strengths: tuple[float, ...], days: int,
     once to each, with its profile store at the cutoff, built here first); every run is seeded on its own, so the
     visits are the same as `sweep`'s, whatever the number of processes."""
     started = [run for run in runs_of(context, strengths) if run not in set(lent)]
-    groups = [started[first::workers] for first in range(min(workers, len(started)))]
-    light = context.for_worker()  # with the store at the cutoff, built once here: no worker rebuilds it
+    run = partial(_replay_run, context.for_worker(), days)  # the store at the cutoff built once here, not per worker
     return PendingSweep(tuple(strengths), variants(context), context.settings.seed,
-                        [(group, start(_replay_runs, light, days, group)) for group in groups])
+                        [(hand, start(each, run, hand)) for hand in deal(started, workers)])
 
 
 def collect(pending: PendingSweep, n_boot: int = 300, keep: dict[tuple[float, bool], pd.DataFrame] | None = None,

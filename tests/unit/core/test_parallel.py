@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from atelier.core.parallel import dealt_map, ordered_map, start
+from atelier.core.parallel import deal, dealt_map, gather, ordered_map, start
 
 
 def _tagged(offset: int, item: int) -> tuple[int, int]:
@@ -75,3 +75,11 @@ def test_a_started_task_that_used_a_pool_ends_its_worker_at_once():
     while started_workers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not started_workers()
+
+
+@pytest.mark.parametrize(("items", "hands"), [(list(range(7)), 2), (list(range(7)), 3), ([4], 2), ([], 2), ([1, 2], 5)])
+def test_gather_puts_the_dealt_hands_back_in_order(items, hands):
+    dealt = deal(items, hands)
+    assert len(dealt) == min(hands, len(items)) and all(dealt)
+    assert dealt[0] == items[0::hands] if items else dealt == []
+    assert gather([[item * 10 for item in hand] for hand in dealt]) == [item * 10 for item in items]
