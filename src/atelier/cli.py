@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import platform
 import sys
 
-from atelier.core.config import THREAD_VARIABLES
+from atelier.core.config import cpu_flags, fixed_environment
 from atelier.core.paths import NOTEBOOK_STAGES
 
 #: Commands of the serving phase (not DVC stages): the service, and the closed loop through it.
 SERVE_COMMANDS = ("serve", "serve-loop")
 
-# Fixed BLAS/OpenMP threads unless the caller chose: the same params give the same numbers.
-for _variable in THREAD_VARIABLES:
-    os.environ.setdefault(_variable, "1")
+# Fixed BLAS/OpenMP threads and, on x86-64, the same kernels on every machine, unless the caller chose: the same
+# params give the same numbers. (Before anything imports NumPy: the libraries read these once, when they load.)
+for _variable, _value in fixed_environment(platform.machine(), cpu_flags()).items():
+    os.environ.setdefault(_variable, _value)
 
 
 #: Optional modules a stage never needs, kept from loading in the stage's process: jsonschema (which nbformat

@@ -12,6 +12,11 @@ from atelier.core import paths
 
 #: BLAS/OpenMP thread pools, fixed (to 1 unless the caller chose) so that the same params give the same numbers.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: The same compute kernels on every x86-64 machine with AVX2 (every x86-64 CPU since 2013). OpenBLAS and NumPy
+#: choose their kernels by CPU when they load, and AVX-512 kernels sum in another order: implicit's ALS (which
+#: calls OpenBLAS) then gave other factors in the last digits on another machine, and so other recommendation
+#: metrics, from the same params. Pinned to the AVX2 kernels, the numbers repeat across such machines.
+PORTABLE_KERNELS = {"OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
 #: Environment variable that overrides where the project root is (tests run the pipeline in a copy).
 ROOT_ENV = "ATELIER_ROOT"
 
@@ -57,3 +62,22 @@ def get(params: dict[str, Any], dotted_key: str) -> Any:
             )
         node = node[part]
     return node
+
+
+def cpu_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (the first "flags" line of /proc/cpuinfo); empty elsewhere."""
+    try:
+        lines = Path(cpuinfo).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return frozenset()
+    return next((frozenset(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), frozenset())
+
+
+def fixed_environment(machine: str, flags: frozenset[str]) -> dict[str, str]:
+    """What a stage sets, unless the caller already did, before NumPy or a BLAS loads: one thread per BLAS/OpenMP
+    pool and, on x86-64 (`machine`, as `platform.machine()` names it) with AVX2 and FMA among the CPU's `flags`,
+    `PORTABLE_KERNELS`. Elsewhere (ARM, or a CPU without AVX2) the kernels are left to the libraries."""
+    fixed = dict.fromkeys(THREAD_VARIABLES, "1")
+    if machine.lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= flags:
+        fixed.update(PORTABLE_KERNELS)
+    return fixed

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ import nbformat
 import yaml
 
 from atelier.core import paths
-from atelier.core.config import THREAD_VARIABLES, ParamsError, get, load_params
+from atelier.core.config import ParamsError, cpu_flags, fixed_environment, get, load_params
 from atelier.report.render import add_run_label, render_html, run_label, strip_engine_chatter, strip_progress_bars
 
 log = logging.getLogger("atelier.report.notebook")
@@ -130,8 +131,10 @@ def run_notebook(source: Path, executed: Path, parameters: dict[str, Any], root:
     """
     import papermill
 
-    # The kernel inherits the environment: it finds the project, and BLAS uses fixed threads.
-    with _environment({"ATELIER_ROOT": str(root), **{v: os.environ.get(v, "1") for v in THREAD_VARIABLES}}):
+    # The kernel inherits the environment: it finds the project, and BLAS uses fixed threads and kernels.
+    fixed = fixed_environment(platform.machine(), cpu_flags())
+    with _environment({"ATELIER_ROOT": str(root), **{name: os.environ.get(name, value)
+                                                      for name, value in fixed.items()}}):
         papermill.execute_notebook(
             str(source),
             str(executed),
