@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,18 @@ def fit_segmenter(
         return segmenter.fit(frame.to_numpy(dtype=float))
 
 
+def fit_preprocessor(frame: pd.DataFrame, settings: SegmentSettings) -> Pipeline:
+    """The segmenter's preprocessing alone (fill, log1p, scale), fitted on `frame`: what `fit_segmenter` fits before
+    its K-Means."""
+    return build_preprocessor(list(frame.columns), settings.log1p).fit(frame.to_numpy(dtype=float))
+
+
+def with_kmeans(preprocessor: Pipeline, kmeans: KMeans) -> Pipeline:
+    """The segmenter from a fitted preprocessor and a K-Means fitted on its output (as `k_sweeps` returns the kept
+    k's): the same Pipeline, byte for byte once saved, as `fit_segmenter` on the same frame and settings."""
+    return Pipeline([("prepare", preprocessor), ("kmeans", kmeans)])
+
+
 def prepare(segmenter: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     """The preprocessed matrix the segmenter's K-Means sees."""
     return segmenter.named_steps["prepare"].transform(frame.to_numpy(dtype=float))
@@ -90,12 +102,13 @@ def assign(segmenter: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return segmenter.predict(frame.to_numpy(dtype=float))
 
 
-def _sweep_row(k: int, X: np.ndarray, settings: SegmentSettings) -> dict[str, float]:
-    """One k of the sweep: K-Means (seeded, `settings.threads` threads) and its quality figures."""
+def _sweep_row(k: int, X: np.ndarray, settings: SegmentSettings, keep_model: bool = False) -> dict[str, Any]:
+    """One k of the sweep: K-Means (seeded, `settings.threads` threads) and its quality figures (and, if
+    `keep_model`, the fitted K-Means under "model")."""
     with threadpool_limits(settings.threads):
         model = KMeans(n_clusters=k, n_init=settings.n_init, random_state=settings.seed).fit(X)
     sizes = np.bincount(model.labels_, minlength=k)
-    return {
+    return ({"model": model} if keep_model else {}) | {
         "k": k,
         "inertia": float(model.inertia_),
         "silhouette": silhouette(X, model.labels_, settings.silhouette_sample, settings.seed),
@@ -107,8 +120,10 @@ def _sweep_row(k: int, X: np.ndarray, settings: SegmentSettings) -> dict[str, fl
 
 
 def _sweep_task(task: tuple[str, int], X: np.ndarray, X_raw: np.ndarray, settings: SegmentSettings) -> dict[str, Any]:
-    """One (matrix, k) point of `k_sweeps`: "log" is the log1p matrix, "raw" the raw one."""
-    return _sweep_row(task[1], X if task[0] == "log" else X_raw, settings)
+    """One (matrix, k) point of `k_sweeps`: "log" is the log1p matrix, "raw" the raw one (the fitted K-Means is kept
+    for the log matrix at `settings.k`: the segmentation we keep)."""
+    keep = task == ("log", settings.k)
+    return _sweep_row(task[1], X if task[0] == "log" else X_raw, settings, keep_model=keep)
 
 
 def k_sweep(
@@ -124,10 +139,19 @@ def k_sweep(
     return pd.DataFrame(rows).drop(columns="sizes").set_index("k")
 
 
-def k_sweeps(X: np.ndarray, X_raw: np.ndarray, settings: SegmentSettings) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                      pd.DataFrame]:
+class Sweeps(NamedTuple):
+    """What `k_sweeps` returns: the two sweeps, the comparison at the kept k, and the kept k's fitted K-Means."""
+
+    log: pd.DataFrame
+    raw: pd.DataFrame
+    comparison: pd.DataFrame
+    kmeans: KMeans
+
+
+def k_sweeps(X: np.ndarray, X_raw: np.ndarray, settings: SegmentSettings) -> Sweeps:
     """`k_sweep` on the log1p matrix `X` and on the raw one `X_raw`, and `compare_transforms` at `settings.k`, from
-    one pool of K-Means fits: the same tables as the three calls, each fit done once.
+    one pool of K-Means fits: the same tables as the three calls, each fit done once. Also the log point's K-Means
+    at `settings.k`, which is the segmenter's own (`with_kmeans`): the kept segmentation is not fitted again.
 
     Every (matrix, k) point is one task on `settings.workers` processes, the slowest (largest k) first so no
     process is left with a long fit at the end; `compare_transforms`'s two K-Means are the sweeps' points at
@@ -137,11 +161,12 @@ def k_sweeps(X: np.ndarray, X_raw: np.ndarray, settings: SegmentSettings) -> tup
     tasks = [(matrix, k) for k in sorted({*ks, settings.k}, reverse=True) for matrix in ("raw", "log")]
     rows = dict(zip(tasks, ordered_map(partial(_sweep_task, X=X, X_raw=X_raw, settings=settings), tasks,
                                        settings.workers)))
+    kmeans = rows[("log", settings.k)].pop("model")
     sweeps = [pd.DataFrame([rows[(matrix, k)] for k in ks]).drop(columns="sizes").set_index("k")
               for matrix in ("log", "raw")]
     comparison = pd.DataFrame({name: _compared(rows[(matrix, settings.k)])
                                for name, matrix in (("raw, scaled", "raw"), ("log1p, scaled", "log"))}).T
-    return sweeps[0], sweeps[1], comparison
+    return Sweeps(sweeps[0], sweeps[1], comparison, kmeans)
 
 
 def _compared(row: dict[str, Any]) -> dict[str, Any]:

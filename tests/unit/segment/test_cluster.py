@@ -10,6 +10,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from atelier.core.persist import save_skops
 from atelier.segment import cluster, stability
 
 from .segment_shop import FAST, blobs, fitted_blobs, heavy_frame
@@ -176,5 +177,26 @@ def test_k_sweeps_give_the_two_sweeps_and_the_comparison_of_separate_calls(k):
                 cluster.compare_transforms(frame, settings))
     for workers in (1, 2):
         got = cluster.k_sweeps(X, X_raw, dataclasses.replace(settings, workers=workers))
-        for table, wanted in zip(got, expected):
+        for table, wanted in zip((got.log, got.raw, got.comparison), expected, strict=True):
             pd.testing.assert_frame_equal(table, wanted, check_exact=True)
+
+
+def test_the_segmenter_assembled_from_the_sweep_is_the_one_fit_segmenter_fits_byte_for_byte(tmp_path):
+    """The kept k's K-Means comes back from the sweep's process; with the preprocessor fitted alone, it saves to the
+    same bytes (the same model version) as `fit_segmenter`, and assigns the same segments."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"monetary": rng.lognormal(0, 2.5, 400), "frequency": rng.poisson(2.0, 400).astype(float),
+                          "recency_days": rng.exponential(30, 400)})
+    frame.loc[::7, "monetary"] = np.nan  # undefined values are filled by the preprocessor
+    settings = dataclasses.replace(FAST, k=4, k_min=2, k_max=5, log1p=("monetary", "recency_days"), workers=2)
+    preprocessor = cluster.fit_preprocessor(frame, settings)
+    X = preprocessor.transform(frame.to_numpy(dtype=float))
+    X_raw = cluster.build_preprocessor(list(frame.columns), settings.log1p, log_transform=False).fit_transform(
+        frame.to_numpy(dtype=float))
+    assembled = cluster.with_kmeans(preprocessor, cluster.k_sweeps(X, X_raw, settings).kmeans)
+    fitted = cluster.fit_segmenter(frame, settings)
+    save_skops(assembled, tmp_path / "assembled.skops")
+    save_skops(fitted, tmp_path / "fitted.skops")
+    assert (tmp_path / "assembled.skops").read_bytes() == (tmp_path / "fitted.skops").read_bytes()
+    np.testing.assert_array_equal(cluster.assign(assembled, frame), cluster.assign(fitted, frame))
+    np.testing.assert_array_equal(cluster.prepare(assembled, frame), X)
