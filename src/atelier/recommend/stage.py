@@ -135,7 +135,6 @@ def load_inputs(root: Path, params: dict[str, Any], truth: bool = True) -> Recom
 def _truth_preference(params: dict[str, Any], truth_file: Path, customers: pd.DataFrame, products: pd.DataFrame):
     """A function giving the simulator's true preference of customers (ids) for the products (in `products` order)."""
     from atelier.data.simulate.config import config_from_params
-    from atelier.data.simulate.truth import product_preference
     from atelier.data.simulate.world import build_world, population_from_truth
 
     config = config_from_params(params["simulate"])
@@ -146,11 +145,15 @@ def _truth_preference(params: dict[str, Any], truth_file: Path, customers: pd.Da
     population = population_from_truth(config, truth_customers, everyone)
     row_of = pd.Index(population.customer_id)
     columns = pd.Index(world.catalog["product_id"]).get_indexer(products["product_id"])
+    return partial(_preference, world, population, row_of, columns)  # a partial: worker processes can be sent it
 
-    def preference(customer_ids: np.ndarray) -> np.ndarray:
-        return product_preference(world, population, row_of.get_indexer(customer_ids))[:, columns]
 
-    return preference
+def _preference(world: Any, population: Any, row_of: pd.Index, columns: np.ndarray,
+                customer_ids: np.ndarray) -> np.ndarray:
+    """The simulator's true preference of `customer_ids` for the catalog's products at `columns`."""
+    from atelier.data.simulate.truth import product_preference
+
+    return product_preference(world, population, row_of.get_indexer(customer_ids))[:, columns]
 
 
 @dataclass
