@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import sys
 
-from atelier.core.config import cpu_flags, fixed_environment
+from atelier.core.config import stage_environment
 from atelier.core.paths import NOTEBOOK_STAGES
 
 #: Commands of the serving phase (not DVC stages): the service, and the closed loop through it.
@@ -20,8 +19,7 @@ SERVE_COMMANDS = ("serve", "serve-loop")
 
 # Fixed BLAS/OpenMP threads and, on x86-64, the same kernels on every machine, unless the caller chose: the same
 # params give the same numbers. (Before anything imports NumPy: the libraries read these once, when they load.)
-for _variable, _value in fixed_environment(platform.machine(), cpu_flags()).items():
-    os.environ.setdefault(_variable, _value)
+os.environ.update(stage_environment())
 
 
 #: Optional modules a stage never needs, kept from loading in the stage's process: jsonschema (which nbformat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,10 @@ def fixed_environment(machine: str, flags: frozenset[str]) -> dict[str, str]:
     if machine.lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= flags:
         fixed.update(PORTABLE_KERNELS)
     return fixed
+
+
+def stage_environment() -> dict[str, str]:
+    """`fixed_environment` for this machine, with any of those variables the caller set kept as set: what a stage's
+    process and its notebook kernel run with."""
+    fixed = fixed_environment(platform.machine(), cpu_flags())
+    return {name: os.environ.get(name, value) for name, value in fixed.items()}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import nbformat
 import yaml
 
 from atelier.core import paths
-from atelier.core.config import ParamsError, cpu_flags, fixed_environment, get, load_params
+from atelier.core.config import ParamsError, get, load_params, stage_environment
 from atelier.report.render import add_run_label, render_html, run_label, strip_engine_chatter, strip_progress_bars
 
 log = logging.getLogger("atelier.report.notebook")
@@ -132,9 +131,7 @@ def run_notebook(source: Path, executed: Path, parameters: dict[str, Any], root:
     import papermill
 
     # The kernel inherits the environment: it finds the project, and BLAS uses fixed threads and kernels.
-    fixed = fixed_environment(platform.machine(), cpu_flags())
-    with _environment({"ATELIER_ROOT": str(root), **{name: os.environ.get(name, value)
-                                                      for name, value in fixed.items()}}):
+    with _environment({"ATELIER_ROOT": str(root), **stage_environment()}):
         papermill.execute_notebook(
             str(source),
             str(executed),

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from atelier.core.config import PORTABLE_KERNELS, THREAD_VARIABLES, cpu_flags, fixed_environment
+from atelier.core.config import PORTABLE_KERNELS, THREAD_VARIABLES, cpu_flags, fixed_environment, stage_environment
 
 AVX2 = frozenset({"sse2", "avx", "avx2", "fma"})
 
@@ -39,6 +39,14 @@ def test_cpu_flags_reads_the_first_flags_line_and_is_empty_without_the_file(tmp_
     assert cpu_flags(tmp_path / "missing") == frozenset()
     cpuinfo.write_text("processor\t: 0\n")
     assert cpu_flags(cpuinfo) == frozenset()
+
+
+def test_stage_environment_keeps_what_the_caller_set(monkeypatch):
+    for name in (*THREAD_VARIABLES, *PORTABLE_KERNELS):
+        monkeypatch.delenv(name, raising=False)
+    assert stage_environment() == fixed_environment(platform.machine(), cpu_flags())
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert stage_environment()["OMP_NUM_THREADS"] == "3"
 
 
 PROBE = """
