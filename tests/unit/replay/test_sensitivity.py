@@ -88,3 +88,42 @@ def test_collecting_a_sweep_without_its_lent_run_names_the_missing_run(noisy):
     pending = sensitivity.start_sweep(noisy, (0.0,), days=1, lent=((0.0, True),), workers=1)
     with pytest.raises(ValueError, match=r"sensitivity runs \[\(0.0, True\)\] were neither started nor given"):
         sensitivity.collect(pending, n_boot=10)
+
+
+@pytest.mark.parametrize(("low", "high", "covers", "words"), [
+    (-0.17, 0.26, True, "covering 0, as it must when nothing works"),
+    (0.02, 0.30, False, "**excluding 0 though nothing works**: a false alarm or bias"),
+    (float("nan"), float("nan"), None, "undefined"),
+])
+def test_the_null_sentence_reads_the_strength_zero_interval(low, high, covers, words):
+    null = {"run": True, "relative_uplift": 0.024, "ci_low": low, "ci_high": high, "covers_zero": covers}
+    assert sensitivity.null_sentence(null).endswith(f"{words}.")
+    assert sensitivity.null_sentence(null).startswith("At strength 0: +2.4% (CI ")
+
+
+def test_without_a_strength_zero_run_the_null_sentence_says_the_test_is_unchecked():
+    null = sensitivity.null_check(pd.DataFrame({"strength": [0.5], "relative_uplift": [0.1], "ci_low": [0.0],
+                                                "ci_high": [0.2]}))
+    assert sensitivity.null_sentence(null) == "*No strength-0 run: the test is not checked against a known null.*"
+
+
+@pytest.mark.parametrize(("low", "high", "words"), [
+    (0.05, 0.18, "more"), (-0.2, -0.01, "less"), (-0.05, 0.16, "neither more nor less (within the interval)"),
+    (float("nan"), float("nan"), "neither more nor less (within the interval)"),
+])
+def test_the_learned_vs_rule_sentence_follows_the_interval(low, high, words):
+    comparison = {"sessions": 7069, "relative_difference": 0.115, "ci_low": low, "ci_high": high}
+    text = sensitivity.learned_vs_rule_sentence(comparison, 0.5)
+    assert text.startswith("At the assumed strength 0.5, treatment visits shown the learned lists converted +11.5%")
+    assert "7,069 paired sessions" in text
+    assert text.endswith(f"the learned lists convert {words} in the simulated shop.")
+
+
+@pytest.mark.parametrize(("sessions", "why"), [
+    (0, "no treatment visit is in both replays"),
+    (40, "none of the 40 paired treatment visits converted on the rule's pages"),
+])
+def test_the_learned_vs_rule_sentence_says_why_there_is_no_comparison(sessions, why):
+    comparison = {"sessions": sessions, "relative_difference": None, "ci_low": None, "ci_high": None}
+    assert sensitivity.learned_vs_rule_sentence(comparison, 1.0) == (
+        f"At the assumed strength 1, {why}: the learned lists cannot be compared with the rule.")
