@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from atelier.core.parallel import deal, dealt_map, each, start
-from atelier.model.evaluate import HIGHER, LOWER, Difference
 from atelier.replay import abtest
 from atelier.replay.context import ReplayContext
 
@@ -169,30 +168,3 @@ def null_check(sweep: pd.DataFrame) -> dict[str, Any]:
               "ci_high": float(row["ci_high"])}
     return {"run": True, **result, "covers_zero": abtest.covers_zero(result)}
 
-
-#: How the null run's interval reads (`null_sentence`), by `abtest.covers_zero`.
-NULL_WORDS = {True: "covering 0, as it must when nothing works", None: "undefined",
-              False: "**excluding 0 though nothing works**: a false alarm or bias"}
-
-
-def null_sentence(null: dict[str, Any]) -> str:
-    """What the strength-0 run (`null_check`) says: its uplift and interval, which must cover 0 (nothing works)."""
-    if not null["run"]:
-        return "*No strength-0 run: the test is not checked against a known null.*"
-    return (f"At strength 0: {null['relative_uplift']:+.1%} (CI {null['ci_low']:+.1%} to {null['ci_high']:+.1%}), "
-            f"{NULL_WORDS[null['covers_zero']]}.")
-
-
-def learned_vs_rule_sentence(comparison: dict[str, Any], strength: float) -> str:
-    """What `learned_vs_rule` found at the assumed strength: the learned lists convert more or less than the rule's
-    pages when the whole interval lies above or below 0, neither when it covers 0 (or is undefined)."""
-    if comparison["relative_difference"] is None:
-        why = ("no treatment visit is in both replays" if not comparison["sessions"] else
-               f"none of the {comparison['sessions']:,} paired treatment visits converted on the rule's pages")
-        return f"At the assumed strength {strength:g}, {why}: the learned lists cannot be compared with the rule."
-    side = Difference(comparison["relative_difference"], comparison["ci_low"], comparison["ci_high"]).verdict
-    words = {HIGHER: "more", LOWER: "less"}.get(side, "neither more nor less (within the interval)")
-    return (f"At the assumed strength {strength:g}, treatment visits shown the learned lists converted "
-            f"{comparison['relative_difference']:+.1%} relative to the same visits shown the rule's pages (95 % "
-            f"interval {comparison['ci_low']:+.1%} to {comparison['ci_high']:+.1%}, {comparison['sessions']:,} "
-            f"paired sessions): the learned lists convert {words} in the simulated shop.")
